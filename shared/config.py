@@ -1,0 +1,333 @@
+"""Settings (``TOKENHUB_*`` environment, optional ``.env``) and the provider/model catalog.
+
+Nothing here runs at import time: the entrypoint calls :func:`load_settings`
+and :func:`load_catalog` and passes the results down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.contracts import MODES, Mode
+from shared.errors import ConfigError
+
+ProviderType = Literal["openai", "anthropic", "vllm", "simulated"]
+
+
+class Settings(BaseSettings):
+    """Effective configuration. Every field is ``TOKENHUB_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TOKENHUB_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    env: Literal["development", "production", "test"] = "production"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = Path(".tokenhub")
+    database_url: str | None = None
+    config: Path | None = None  # YAML catalog of providers and models
+    log_level: str = "INFO"
+    log_bodies: bool = False
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+    # Env shortcuts registering providers (SPEC §5).
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com/v1"
+    vllm_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    simulated_provider: bool | None = None  # None: on when no provider is configured
+
+    # Provider HTTP.
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=120.0, gt=0)
+    max_connections_per_provider: int = Field(default=256, gt=0)
+
+    # Routing defaults (SPEC §4).
+    default_mode: Mode = "normal"
+    default_max_budget_usd: float = Field(default=0.05, ge=0)
+    default_max_latency_ms: int = Field(default=20000, gt=0)
+    default_min_weight: float = Field(default=0.0, ge=0, le=10)
+    max_attempts: int = Field(default=8, ge=1)
+
+    @field_validator("vllm_endpoints", mode="before")
+    @classmethod
+    def _split_endpoints(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("default_mode", mode="before")
+    @classmethod
+    def _known_mode(cls, v: Any) -> Any:
+        if isinstance(v, str) and v not in MODES:
+            raise ValueError(f"must be one of {', '.join(MODES)}")
+        return v
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tokenhub.db').resolve()}"
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a dict with every secret masked (for ``tokenhub config``)."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(getattr(self, name), SecretStr):
+                out[name] = "********" if value else None
+            elif name == "database_url" and isinstance(value, str):
+                out[name] = _mask_url(value)
+            else:
+                out[name] = str(value) if isinstance(value, Path) else value
+        out["effective_database_url"] = _mask_url(self.effective_database_url)
+        return out
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password of ``scheme://user:password@host``."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" in creds:
+        creds = creds.split(":", 1)[0] + ":********"
+    return f"{scheme}://{creds}@{host}"
+
+
+class ProviderConfig(BaseModel):
+    """One provider of the catalog."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    type: ProviderType
+    base_url: str | None = None
+    endpoints: list[str] | None = None
+    api_key_env: str | None = None
+    api_key: SecretStr | None = Field(default=None, exclude=True)
+    enabled: bool = True
+    timeout_s: float | None = Field(default=None, gt=0)
+    anthropic_version: str = "2023-06-01"
+
+    @model_validator(mode="after")
+    def _urls(self) -> ProviderConfig:
+        if self.type == "simulated":
+            return self
+        if not self.base_url and not self.endpoints:
+            raise ValueError("needs base_url (or endpoints for vllm)")
+        if self.endpoints and self.type != "vllm":
+            raise ValueError("endpoints is only for type vllm; use base_url")
+        for url in [self.base_url or "", *(self.endpoints or [])]:
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"URL must start with http:// or https://: {url!r}")
+        return self
+
+    def urls(self) -> list[str]:
+        return [u.rstrip("/") for u in (self.endpoints or [self.base_url or ""])]
+
+    def resolve_key(self, environ: dict[str, str] | None = None) -> str | None:
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if self.api_key_env:
+            return (environ if environ is not None else os.environ).get(self.api_key_env)
+        return None
+
+
+class ModelConfig(BaseModel):
+    """One model of the catalog (SPEC §4 model record)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    upstream_model: str | None = None
+    weight: float = Field(default=5, ge=0, le=10)
+    max_context_tokens: int = Field(default=8192, gt=0)
+    input_per_1k: float = Field(default=0.0, ge=0)
+    output_per_1k: float = Field(default=0.0, ge=0)
+    enabled: bool = True
+    aliases: list[str] = Field(default_factory=list)
+
+    @property
+    def upstream(self) -> str:
+        return self.upstream_model or self.id
+
+
+class AliasConfig(BaseModel):
+    """An alias naming one or more models, with weights for an A/B split."""
+
+    id: str = Field(min_length=1)
+    targets: dict[str, float] = Field(min_length=1)
+
+    @field_validator("targets")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
+            raise ValueError("alias weights must be >= 0 and not all zero")
+        return v
+
+
+class Catalog(BaseModel):
+    """Providers, models and aliases known to the gateway."""
+
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    aliases: list[AliasConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Catalog:
+        pids = [p.id for p in self.providers]
+        if len(set(pids)) != len(pids):
+            raise ValueError(f"duplicate provider id in {pids}")
+        mids = [m.id for m in self.models]
+        if len(set(mids)) != len(mids):
+            raise ValueError(f"duplicate model id in {mids}")
+        for m in self.models:
+            if m.provider not in pids:
+                raise ValueError(f"model {m.id!r} names unknown provider {m.provider!r}")
+        names = set(mids)
+        for a in self.aliases:
+            if a.id in names:
+                raise ValueError(f"alias {a.id!r} collides with a model id")
+            for target in a.targets:
+                if target not in mids:
+                    raise ValueError(f"alias {a.id!r} names unknown model {target!r}")
+        return self
+
+    def model(self, model_id: str) -> ModelConfig | None:
+        return next((m for m in self.models if m.id == model_id), None)
+
+    def provider(self, provider_id: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.id == provider_id), None)
+
+    def alias_targets(self) -> dict[str, dict[str, float]]:
+        """Every alias (explicit, and those declared on a model) → {model id: weight}."""
+        out: dict[str, dict[str, float]] = {a.id: dict(a.targets) for a in self.aliases}
+        for m in self.models:
+            for alias in m.aliases:
+                out.setdefault(alias, {})[m.id] = 1.0
+        return out
+
+
+SIMULATED_PROVIDER_ID = "simulated"
+
+
+def simulated_catalog() -> Catalog:
+    """The clearly-labelled built-in simulated provider for a keyless first run."""
+    prov = ProviderConfig(id=SIMULATED_PROVIDER_ID, type="simulated")
+    return Catalog(
+        providers=[prov],
+        models=[
+            ModelConfig(id="simulated-small", provider=prov.id, weight=3,
+                        max_context_tokens=8192, input_per_1k=0.0001, output_per_1k=0.0002),
+            ModelConfig(id="simulated-large", provider=prov.id, weight=8,
+                        max_context_tokens=131072, input_per_1k=0.003, output_per_1k=0.006),
+        ],
+    )
+
+
+def _env_catalog(settings: Settings) -> Catalog:
+    providers: list[ProviderConfig] = []
+    models: list[ModelConfig] = []
+    if settings.openai_api_key:
+        providers.append(ProviderConfig(id="openai", type="openai",
+                                        base_url=settings.openai_base_url,
+                                        api_key=settings.openai_api_key))
+        models += [
+            ModelConfig(id="gpt-4o-mini", provider="openai", weight=5, max_context_tokens=128000,
+                        input_per_1k=0.00015, output_per_1k=0.0006),
+            ModelConfig(id="gpt-4o", provider="openai", weight=8, max_context_tokens=128000,
+                        input_per_1k=0.0025, output_per_1k=0.01),
+        ]
+    if settings.anthropic_api_key:
+        providers.append(ProviderConfig(id="anthropic", type="anthropic",
+                                        base_url=settings.anthropic_base_url,
+                                        api_key=settings.anthropic_api_key))
+        models += [
+            ModelConfig(id="claude-haiku", provider="anthropic",
+                        upstream_model="claude-3-5-haiku-latest", weight=5,
+                        max_context_tokens=200000, input_per_1k=0.0008, output_per_1k=0.004),
+            ModelConfig(id="claude-sonnet", provider="anthropic",
+                        upstream_model="claude-sonnet-4-5", weight=9,
+                        max_context_tokens=200000, input_per_1k=0.003, output_per_1k=0.015),
+        ]
+    if settings.vllm_endpoints:
+        providers.append(ProviderConfig(id="vllm", type="vllm",
+                                        endpoints=settings.vllm_endpoints))
+    return Catalog(providers=providers, models=models)
+
+
+def _format_validation(err: ValidationError, where: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
+        parts.append(f"{where}{'.' if where else ''}{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from the environment; raise ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        names = []
+        for e in err.errors():
+            field = str(e["loc"][0]) if e["loc"] else "?"
+            names.append(f"TOKENHUB_{field.upper()}: {e['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(names)) from None
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    """Catalog from the YAML file (if any) plus the env shortcuts."""
+    data: dict[str, Any] = {}
+    if settings.config is not None:
+        path = settings.config
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"TOKENHUB_CONFIG: file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"TOKENHUB_CONFIG: {path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"TOKENHUB_CONFIG: {path} must hold a mapping")
+        data = raw
+    try:
+        file_catalog = Catalog.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"TOKENHUB_CONFIG {settings.config}: "
+                          + _format_validation(err, "")) from None
+    env = _env_catalog(settings)
+    merged_providers = list(file_catalog.providers)
+    known = {p.id for p in merged_providers}
+    merged_providers += [p for p in env.providers if p.id not in known]
+    known_models = {m.id for m in file_catalog.models}
+    merged_models = list(file_catalog.models) + [m for m in env.models if m.id not in known_models]
+    try:
+        catalog = Catalog(providers=merged_providers, models=merged_models,
+                          aliases=file_catalog.aliases)
+    except ValidationError as err:
+        raise ConfigError("provider configuration: " + _format_validation(err, "")) from None
+    use_sim = settings.simulated_provider
+    if use_sim is None:
+        use_sim = not catalog.providers
+    if use_sim:
+        sim = simulated_catalog()
+        catalog = Catalog(providers=[*catalog.providers, *sim.providers],
+                          models=[*catalog.models, *sim.models], aliases=catalog.aliases)
+    return catalog
