@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     default_min_weight: float = Field(default=0.0, ge=0, le=10)
     max_attempts: int = Field(default=8, ge=1)
 
+    # Temporal (workflow-first execution, SPEC §2).
+    temporal_enabled: bool = True
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "tokenhub"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+    temporal_start_timeout_s: float = Field(default=2.0, gt=0)
+    temporal_connect_timeout_s: float = Field(default=2.0, gt=0)
+    temporal_circuit_failures: int = Field(default=3, ge=1)
+    temporal_circuit_cooldown_s: float = Field(default=10.0, gt=0)
+    temporal_local_activities: bool = False  # provider calls as local activities
+    temporal_embedded_worker: bool = False  # a worker inside the gateway (eager start)
+
     @field_validator("vllm_endpoints", mode="before")
     @classmethod
     def _split_endpoints(cls, v: Any) -> Any:

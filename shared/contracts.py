@@ -139,6 +139,8 @@ class Attempt(BaseModel):
     tries: int = 1
     message: str | None = None
     retry_after: float | None = None
+    cost_usd: float = 0.0
+    step: str | None = None
 
 
 class ResponseMessage(BaseModel):

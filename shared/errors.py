@@ -45,10 +45,11 @@ class TokenHubError(Exception):
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = details or {}
+        self.extra_headers: dict[str, str] = {}
 
     def headers(self) -> dict[str, str]:
         """Extra HTTP headers the response must carry."""
-        return {}
+        return dict(self.extra_headers)
 
 
 class BadRequest(TokenHubError):
@@ -123,7 +124,7 @@ class RateLimited(TokenHubError):
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}
+        return {**self.extra_headers, "Retry-After": str(max(1, int(self.retry_after + 0.999)))}
 
 
 class AllProvidersFailed(TokenHubError):

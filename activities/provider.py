@@ -1,0 +1,47 @@
+"""The provider-call activity: exactly one attempt; Temporal's RetryPolicy does the rest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from shared.errors import NotFound, ProviderError
+from shared.orchestration.local import attempt_once
+from shared.orchestration.ports import ModelCall, ModelCallResult
+from shared.providers.base import ProviderAdapter
+
+CALL_MODEL = "call_model"
+AdapterLookup = Callable[[str], ProviderAdapter]
+
+
+class ProviderActivities:
+    """Holds the worker's provider adapters (one shared HTTP client per provider)."""
+
+    def __init__(self, lookup: AdapterLookup, *, attempt_timeout_s: float) -> None:
+        self._lookup = lookup
+        self._timeout = attempt_timeout_s
+
+    @activity.defn(name=CALL_MODEL)
+    async def call_model(self, call: ModelCall) -> ModelCallResult:
+        """One attempt at one model. A classified failure becomes an ApplicationError whose
+        type is the error class; only ``transient`` is retryable."""
+        started = time.perf_counter()
+        try:
+            adapter = self._lookup(call.model.provider_id)
+            res = await attempt_once(adapter, call, timeout_s=self._timeout)
+        except NotFound as exc:
+            raise ApplicationError(exc.message, {"status": None, "latency_ms": 0.0},
+                                   type="fatal", non_retryable=True) from None
+        except ProviderError as err:
+            details = {"status": err.status, "retry_after": err.retry_after,
+                       "tries": activity.info().attempt,
+                       "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+                       "message": err.message[:500]}
+            raise ApplicationError(err.message[:500], details, type=err.error_class,
+                                   non_retryable=not err.retryable) from None
+        res.attempt.tries = activity.info().attempt
+        return res
+

@@ -1,0 +1,23 @@
+"""Durable writes of the request log and rewards."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from temporalio import activity
+
+from shared.orchestration.ports import RecordBatch
+
+RECORD_RUN = "record_run"
+
+Writer = Callable[[RecordBatch], Awaitable[None]]
+
+
+class RecordActivities:
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+
+    @activity.defn(name=RECORD_RUN)
+    async def record_run(self, batch: RecordBatch) -> None:
+        """Write the run's request-log row and reward rows before the workflow completes."""
+        await self._writer(batch)

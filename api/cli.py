@@ -1,0 +1,123 @@
+"""The ``tokenhub`` command line (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+import typer
+
+from shared.config import load_catalog, load_settings
+from shared.errors import ConfigError
+from shared.telemetry.logging import configure_logging
+
+app = typer.Typer(help="TokenHub: a self-hosted LLM routing gateway.", no_args_is_help=True,
+                  add_completion=False)
+
+
+def _fail(err: ConfigError) -> None:
+    typer.secho(f"configuration error: {err.message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (TOKENHUB_HOST)."),
+    port: int | None = typer.Option(None, help="Port (TOKENHUB_PORT)."),
+    workers: int = typer.Option(1, min=1, help="Gateway worker processes."),
+) -> None:
+    """Run the gateway (uvicorn)."""
+    import uvicorn
+
+    try:
+        settings = load_settings()
+        load_catalog(settings)
+    except ConfigError as err:
+        _fail(err)
+        return
+    configure_logging(settings.log_level)
+    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=workers, access_log=False,
+                log_config=None, log_level=settings.log_level.lower())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done on every start)."""
+    from shared.store.migrations import migrate as run_migrations
+
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        _fail(err)
+        return
+    asyncio.run(run_migrations(settings.effective_database_url))
+    typer.echo("migrations applied")
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective configuration, secrets masked."""
+    try:
+        settings = load_settings()
+        catalog = load_catalog(settings)
+    except ConfigError as err:
+        _fail(err)
+        return
+    out = {
+        "settings": settings.masked(),
+        "providers": [p.model_dump(mode="json", exclude={"api_key"}) for p in catalog.providers],
+        "models": [m.model_dump(mode="json") for m in catalog.models],
+        "aliases": [a.model_dump(mode="json") for a in catalog.aliases],
+    }
+    typer.echo(json.dumps(out, indent=2, default=str))
+
+
+@app.command()
+def worker() -> None:
+    """Run a Temporal worker (workflows + activities) against TOKENHUB_TEMPORAL_ADDRESS."""
+    from worker.run import run_worker
+
+    try:
+        settings = load_settings()
+        catalog = load_catalog(settings)
+    except ConfigError as err:
+        _fail(err)
+        return
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings, catalog))
+
+
+@app.command()
+def dev(
+    port: int | None = typer.Option(None, help="Gateway port (TOKENHUB_PORT)."),
+) -> None:
+    """Start the local stack: Temporal dev server, worker and gateway, with SQLite."""
+    os.environ.setdefault("TOKENHUB_ENV", "development")
+    os.environ.setdefault("TOKENHUB_REQUIRE_API_KEY", "false")
+    try:
+        settings = load_settings()
+        catalog = load_catalog(settings)
+    except ConfigError as err:
+        _fail(err)
+        return
+    gport = port or settings.port
+    names = ", ".join(m.id for m in catalog.models)
+    typer.echo(f"TokenHub dev: gateway on http://{settings.host}:{gport}  models: {names}",
+               err=True)
+    if any(p.type == "simulated" for p in catalog.providers):
+        typer.echo("No provider configured: using the built-in SIMULATED provider "
+                   "(answers are fake). Set TOKENHUB_OPENAI_API_KEY or TOKENHUB_CONFIG.",
+                   err=True)
+    if not settings.temporal_enabled:
+        serve(host=None, port=gport, workers=1)
+        return
+    from api.devstack import run_devstack
+
+    raise typer.Exit(run_devstack(settings, port=gport))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

@@ -1,0 +1,44 @@
+"""Native chat API: ``POST /v1/chat``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from api.deps import DispatcherDep, RequestIdDep, StateDep
+from api.responses import JSONResponse
+from api.streaming import native_stream
+from shared.contracts import ChatBody, ChatResponse
+from shared.orchestration.chat import ChatOutcome
+from shared.orchestration.prepare import prepare_chat
+
+router = APIRouter(tags=["chat"])
+
+
+def routing_headers(outcome: ChatOutcome, executor: str) -> dict[str, str]:
+    return {
+        "X-TokenHub-Model": outcome.negotiated_model,
+        "X-TokenHub-Provider": outcome.provider,
+        "X-TokenHub-Executor": executor,
+        "X-TokenHub-Cost-USD": f"{outcome.response.cost_usd:.8f}",
+        "X-TokenHub-Attempts": str(len(outcome.attempts)),
+    }
+
+
+@router.post("/v1/chat")
+async def chat(body: ChatBody, request: Request, state: StateDep, dispatcher: DispatcherDep,
+               request_id: RequestIdDep) -> Response:
+    hint = body.request.model_hint
+    inp = prepare_chat(
+        body, request_id=request_id, kind="stream" if body.request.stream else "chat",
+        defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
+        max_attempts=state.settings.max_attempts,
+        known_model=hint is None or state.known_model(hint),
+        request_body=body.model_dump_json() if state.settings.log_bodies else None,
+    )
+    if body.request.stream:
+        return await native_stream(state, inp)
+    outcome, executor = await dispatcher.run_chat(inp)
+    resp = ChatResponse(executor=executor, **outcome.model_dump())
+    return JSONResponse(resp.model_dump(mode="json"),
+                        headers=routing_headers(outcome, executor))

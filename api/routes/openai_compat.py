@@ -1,0 +1,101 @@
+"""OpenAI-compatible API: ``POST /v1/chat/completions`` and ``GET /v1/models``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from api.deps import DispatcherDep, RequestIdDep, StateDep
+from api.responses import JSONResponse
+from api.routes.chat import routing_headers
+from api.streaming import native_stream
+from shared.contracts import ChatBody, ChatRequest, Message, Parameters, Policy
+from shared.errors import BadRequest
+from shared.orchestration.chat import ChatOutcome
+from shared.orchestration.prepare import prepare_chat
+
+router = APIRouter(tags=["openai"])
+
+_NOT_PARAMETERS = {"model", "messages", "stream", "stream_options", "n", "user", "policy",
+                   "metadata", "store", "max_completion_tokens"}
+
+
+class CompletionsBody(BaseModel):
+    """The OpenAI chat completions request; unknown fields are forwarded upstream."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    user: str | None = None
+    policy: Policy | None = None  # TokenHub extension (extra_body={"policy": {...}})
+
+    def to_chat_body(self) -> ChatBody:
+        if self.n not in (None, 1):
+            raise BadRequest("n > 1 is not supported")
+        params = self.model_dump(exclude=_NOT_PARAMETERS, exclude_none=True)
+        if self.max_completion_tokens and "max_tokens" not in params:
+            params["max_tokens"] = self.max_completion_tokens
+        hint = None if self.model == "auto" else self.model
+        return ChatBody(
+            request=ChatRequest(messages=self.messages, model_hint=hint,
+                                parameters=Parameters.model_validate(params),
+                                stream=self.stream),
+            policy=self.policy)
+
+
+def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
+    r = outcome.response
+    message: dict[str, Any] = {"role": "assistant", "content": r.message.content}
+    if r.message.tool_calls:
+        message["tool_calls"] = r.message.tool_calls
+    return {
+        "id": f"chatcmpl-{outcome.request_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": outcome.negotiated_model,
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": r.finish_reason or "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": r.usage.prompt_tokens,
+                  "completion_tokens": r.usage.completion_tokens,
+                  "total_tokens": r.usage.total_tokens},
+    }
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: CompletionsBody, state: StateDep, dispatcher: DispatcherDep,
+                           request_id: RequestIdDep) -> Response:
+    chat = body.to_chat_body()
+    hint = chat.request.model_hint
+    inp = prepare_chat(
+        chat, request_id=request_id, kind="stream" if body.stream else "completions",
+        defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
+        max_attempts=state.settings.max_attempts,
+        known_model=hint is None or state.known_model(hint),
+        request_body=body.model_dump_json() if state.settings.log_bodies else None,
+    )
+    if body.stream:
+        include_usage = bool((body.stream_options or {}).get("include_usage"))
+        return await native_stream(state, inp, include_usage=include_usage)
+    outcome, executor = await dispatcher.run_chat(inp)
+    return JSONResponse(completion_object(outcome), headers=routing_headers(outcome, executor))
+
+
+@router.get("/v1/models")
+async def list_models(state: StateDep) -> Response:
+    created = 0
+    data = [{"id": m.id, "object": "model", "created": created, "owned_by": m.provider}
+            for m in state.catalog.models if m.enabled]
+    data += [{"id": a, "object": "model", "created": created, "owned_by": "tokenhub-alias"}
+             for a in state.catalog.alias_targets()]
+    data.append({"id": "auto", "object": "model", "created": created, "owned_by": "tokenhub"})
+    return JSONResponse({"object": "list", "data": data})

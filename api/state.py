@@ -1,0 +1,87 @@
+"""The gateway's per-process state, built in the lifespan and reached through deps."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.config import Catalog, Settings
+from shared.contracts import Attempt
+from shared.providers.registry import ProviderRegistry
+from shared.routing.retry import RetrySpec
+from shared.routing.stats import HealthBook, StatsWindow
+from shared.routing.thompson import PosteriorBook
+from shared.routing.types import ModelSpec, ResolvedPolicy, RoutingContext
+from shared.store.requestlog import RequestLogWriter
+from shared.telemetry.metrics import Metrics
+
+DEFAULT_COOLDOWN_S = 10.0
+
+
+def model_specs(catalog: Catalog) -> list[ModelSpec]:
+    return [
+        ModelSpec(id=m.id, provider_id=m.provider, upstream_model=m.upstream, weight=m.weight,
+                  max_context_tokens=m.max_context_tokens, input_per_1k=m.input_per_1k,
+                  output_per_1k=m.output_per_1k,
+                  enabled=m.enabled and (p := catalog.provider(m.provider)) is not None
+                  and p.enabled)
+        for m in catalog.models
+    ]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    catalog: Catalog
+    registry: ProviderRegistry
+    log_writer: RequestLogWriter
+    metrics: Metrics
+    sessionmaker: async_sessionmaker[AsyncSession]
+    retry: RetrySpec = field(default_factory=RetrySpec)
+    stats: StatsWindow = field(default_factory=StatsWindow)
+    health: HealthBook = field(default_factory=HealthBook)
+    posteriors: PosteriorBook = field(default_factory=PosteriorBook)
+    rng: random.Random = field(default_factory=random.Random)
+    _specs: list[ModelSpec] = field(default_factory=list)
+    _aliases: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.set_catalog(self.catalog)
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """Swap the catalog (admin changes take effect without restart)."""
+        self.catalog = catalog
+        self._specs = model_specs(catalog)
+        self._aliases = catalog.alias_targets()
+
+    @property
+    def default_policy(self) -> ResolvedPolicy:
+        s = self.settings
+        return ResolvedPolicy(mode=s.default_mode, max_budget_usd=s.default_max_budget_usd,
+                              max_latency_ms=s.default_max_latency_ms,
+                              min_weight=s.default_min_weight)
+
+    def routing_context(self) -> RoutingContext:
+        now = time.monotonic()
+        return RoutingContext(models=self._specs, now=now, stats=self.stats.snapshot(),
+                              health=self.health.snapshot(now),
+                              posteriors=self.posteriors.snapshot(), aliases=self._aliases)
+
+    def known_model(self, name: str) -> bool:
+        return name in self._aliases or any(m.id == name for m in self._specs)
+
+    def observe(self, attempts: list[Attempt]) -> None:
+        """Feed attempt outcomes back into rolling stats and provider cool-downs."""
+        now = time.monotonic()
+        for a in attempts:
+            ok = a.outcome == "ok"
+            self.stats.observe(a.model, ok, a.latency_ms, now)
+            if ok:
+                continue
+            self.metrics.provider_errors.labels(a.provider, a.outcome).inc()
+            if a.outcome == "rate_limited":
+                wait = a.retry_after if a.retry_after is not None else DEFAULT_COOLDOWN_S
+                self.health.cool_down(a.provider, now + wait, "rate limited (429)")

@@ -1,0 +1,117 @@
+"""The gateway's Temporal path: start (or attach to) the run's workflow and wait for it.
+
+Failures are sorted in two: Temporal being unreachable (connect refused, RPC
+unavailable, start timeout) raises :class:`TemporalUnavailable`, on which the
+dispatcher falls back to the local runtime; a run that failed on purpose comes
+back as the TokenHubError it was in the workflow (same status, type, details).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from shared import errors
+from shared.config import Settings
+from worker.main import connect
+
+log = logging.getLogger("tokenhub.temporal")
+
+T = TypeVar("T", bound=BaseModel)
+
+_UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+                RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN}
+
+
+class TemporalUnavailable(Exception):
+    """Temporal could not be reached; the run did not start (or its result is unreachable)."""
+
+
+def _error_types() -> dict[str, type[errors.TokenHubError]]:
+    out: dict[str, type[errors.TokenHubError]] = {}
+    stack: list[type[errors.TokenHubError]] = [errors.TokenHubError]
+    while stack:
+        cls = stack.pop()
+        out.setdefault(cls.error_type, cls)
+        stack.extend(cls.__subclasses__())
+    return out
+
+
+_ERROR_TYPES = _error_types()
+
+
+def to_tokenhub_error(failure: WorkflowFailureError) -> errors.TokenHubError:
+    """Rebuild the TokenHubError a workflow failed with (or a 502 if it failed otherwise)."""
+    cause = failure.cause
+    if isinstance(cause, ApplicationError) and cause.type in _ERROR_TYPES:
+        info = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        cls = _ERROR_TYPES[cause.type]
+        err = errors.TokenHubError.__new__(cls)
+        errors.TokenHubError.__init__(err, cause.message, details=info.get("details") or {})
+        if isinstance(err, errors.RateLimited):
+            err.retry_after = float(err.details.get("retry_after", 1))
+        return err
+    return errors.AllProvidersFailed(f"workflow failed: {cause or failure}")
+
+
+class TemporalRunner:
+    """Holds the gateway's Temporal client (connected lazily, reconnected after outages)."""
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self._settings = settings
+        self._client = client
+        self._lock = asyncio.Lock()
+        self.eager = False  # set when a worker runs in this process
+
+    async def client(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await connect(self._settings)
+                except (TimeoutError, RuntimeError, RPCError, OSError) as exc:
+                    raise TemporalUnavailable(f"cannot connect to Temporal: {exc}") from None
+            return self._client
+
+    async def run(self, workflow: str, inp: BaseModel, *, request_id: str, result_type: type[T],
+                  search_attributes: TypedSearchAttributes, memo: dict[str, Any]) -> T:
+        client = await self.client()
+        s = self._settings
+        try:
+            handle: WorkflowHandle[Any, T] = await asyncio.wait_for(client.start_workflow(
+                workflow, inp, id=request_id, task_queue=s.temporal_task_queue,
+                result_type=result_type, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=search_attributes, memo=memo,
+                execution_timeout=timedelta(hours=24), request_eager_start=self.eager,
+            ), s.temporal_start_timeout_s)
+        except WorkflowAlreadyStartedError:  # same request id, run already closed: reuse it
+            handle = client.get_workflow_handle(request_id, result_type=result_type)
+        except TimeoutError:
+            raise TemporalUnavailable("timed out starting the workflow") from None
+        except RPCError as exc:
+            if exc.status in _UNAVAILABLE:
+                raise TemporalUnavailable(f"Temporal RPC failed: {exc.status.name}") from None
+            raise
+        try:
+            return await handle.result()
+        except WorkflowFailureError as failure:
+            raise to_tokenhub_error(failure) from None
+        except RPCError as exc:
+            if exc.status in _UNAVAILABLE:
+                raise TemporalUnavailable(
+                    f"lost Temporal while waiting: {exc.status.name}") from None
+            raise

@@ -1,0 +1,177 @@
+"""Multi-model orchestrations for ``/v1/plan``: adversarial, vote, refine, planning."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.contracts import Attempt, PlanMode, RequestRecord
+from shared.errors import AllProvidersFailed, TokenHubError
+from shared.orchestration import prompts
+from shared.orchestration.chat import (
+    Route,
+    SizeBucket,
+    StepResult,
+    complete_with_failover,
+    rewards_for,
+)
+from shared.orchestration.ports import Effects, RecordBatch
+from shared.routing.output import validate_json_output
+from shared.routing.types import ResolvedPolicy
+
+
+class PlanInput(BaseModel):
+    request_id: str
+    mode: PlanMode
+    iterations: int = Field(default=1, ge=0, le=10)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    primary: Route
+    review: Route
+    voters: int = Field(default=3, ge=1, le=10)
+    return_plan_only: bool = False
+    output_schema: dict[str, Any] | None = None
+    policy: ResolvedPolicy
+    size_bucket: SizeBucket = "small"
+    max_attempts: int = 8
+    api_key_id: str | None = None
+    request_body: str | None = None
+
+
+class PlanOutcome(BaseModel):
+    request_id: str
+    mode: PlanMode
+    result: dict[str, Any]
+    models: list[str]
+    attempts: list[Attempt]
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+
+
+class _Run:
+    """Shared bookkeeping of one plan run: every step's attempts, cost and tokens."""
+
+    def __init__(self, inp: PlanInput, fx: Effects) -> None:
+        self.inp, self.fx = inp, fx
+        self.attempts: list[Attempt] = []
+        self.steps: list[StepResult] = []
+
+    async def step(self, route: Route, messages: list[dict[str, Any]], label: str) -> StepResult:
+        res = await complete_with_failover(
+            self.fx, request_id=self.inp.request_id, route=route, messages=messages,
+            parameters={}, policy=self.inp.policy, max_attempts=self.inp.max_attempts,
+            step=label, attempts=self.attempts)
+        self.steps.append(res)
+        return res
+
+
+def rotated(route: Route, i: int) -> Route:
+    """Voter ``i`` starts from the i-th ranked model, so voters use distinct models."""
+    c = route.candidates
+    k = i % len(c)
+    return Route(candidates=c[k:] + c[:k], reason=route.reason)
+
+
+async def _adversarial(run: _Run) -> dict[str, Any]:
+    inp = run.inp
+    first = await run.step(inp.primary, inp.messages, "plan")
+    plan, critique, rounds = first.completion.content, "", []
+    for i in range(1, inp.iterations + 1):
+        crit = await run.step(inp.review, prompts.critique_messages(inp.messages, plan),
+                              f"critique-{i}")
+        critique = crit.completion.content
+        refined = await run.step(inp.primary,
+                                 prompts.refine_messages(inp.messages, plan, critique),
+                                 f"refine-{i}")
+        rounds.append({"round": i, "plan": plan, "critique": critique,
+                       "critic_model": crit.candidate.model.id,
+                       "refined_plan": refined.completion.content,
+                       "planner_model": refined.candidate.model.id})
+        plan = refined.completion.content
+    if inp.return_plan_only:
+        return {"refined_plan": plan}
+    return {"initial_plan": first.completion.content, "critique": critique,
+            "refined_plan": plan, "rounds": rounds}
+
+
+async def _vote(run: _Run) -> dict[str, Any]:
+    inp = run.inp
+    results = await asyncio.gather(
+        *(run.step(rotated(inp.primary, i), inp.messages, f"voter-{i + 1}")
+          for i in range(inp.voters)), return_exceptions=True)
+    drafts = [r for r in results if isinstance(r, StepResult)]
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, AllProvidersFailed):
+            raise r
+    if not drafts:
+        raise AllProvidersFailed("every voter failed",
+                                 details={"attempts": [a.model_dump() for a in run.attempts]})
+    contents = [d.completion.content for d in drafts]
+    judge = await run.step(inp.review, prompts.judge_messages(inp.messages, contents), "judge")
+    selected, rationale = prompts.parse_judgement(judge.completion.content, len(drafts))
+    responses = [{"model": d.candidate.model.id, "content": d.completion.content,
+                  "selected": i == selected} for i, d in enumerate(drafts)]
+    if inp.return_plan_only:
+        return {"selected": selected, "content": contents[selected]}
+    return {"responses": responses, "selected": selected, "content": contents[selected],
+            "judge": judge.candidate.model.id, "rationale": rationale}
+
+
+async def _refine(run: _Run) -> dict[str, Any]:
+    inp = run.inp
+    res = await run.step(inp.primary, inp.messages, "draft")
+    for i in range(1, inp.iterations + 1):
+        res = await run.step(inp.primary,
+                             prompts.self_refine_messages(inp.messages, res.completion.content),
+                             f"refine-{i}")
+    return {"refined_response": res.completion.content, "iterations": inp.iterations,
+            "model": res.candidate.model.id}
+
+
+async def _planning(run: _Run) -> dict[str, Any]:
+    res = await run.step(run.inp.primary, run.inp.messages, "planning")
+    return {"plan": res.completion.content, "model": res.candidate.model.id}
+
+
+_MODES = {"adversarial": _adversarial, "vote": _vote, "refine": _refine, "planning": _planning}
+_FINAL = {"adversarial": "refined_plan", "vote": "content", "refine": "refined_response",
+          "planning": "plan"}
+
+
+async def run_plan(inp: PlanInput, fx: Effects) -> PlanOutcome:
+    """The plan orchestration, identical on the workflow and the local path."""
+    run = _Run(inp, fx)
+    start = fx.now()
+    try:
+        result = await _MODES[inp.mode](run)
+        if inp.output_schema is not None:
+            result["parsed"] = validate_json_output(result[_FINAL[inp.mode]], inp.output_schema)
+    except TokenHubError as err:
+        err.details.setdefault("attempts", [a.model_dump() for a in run.attempts])
+        await fx.record(_batch(run, start, status="error", http_status=err.status_code))
+        raise
+    await fx.record(_batch(run, start))
+    return PlanOutcome(
+        request_id=inp.request_id, mode=inp.mode, result=result,
+        models=sorted({s.candidate.model.id for s in run.steps}), attempts=run.attempts,
+        cost_usd=sum(s.cost_usd for s in run.steps),
+        input_tokens=sum(s.completion.usage.prompt_tokens for s in run.steps),
+        output_tokens=sum(s.completion.usage.completion_tokens for s in run.steps))
+
+
+def _batch(run: _Run, start: Any, **fields: Any) -> RecordBatch:
+    inp, now = run.inp, run.fx.now()
+    main = run.steps[0].candidate.model if run.steps else None
+    cost = sum(s.cost_usd for s in run.steps)
+    record = RequestRecord(
+        request_id=inp.request_id, created_at=now, kind="plan", mode=inp.mode,
+        model=main.id if main else None, provider=main.provider_id if main else None,
+        input_tokens=sum(s.completion.usage.prompt_tokens for s in run.steps),
+        output_tokens=sum(s.completion.usage.completion_tokens for s in run.steps),
+        cost_usd=cost, latency_ms=(now - start).total_seconds() * 1000, attempts=run.attempts,
+        api_key_id=inp.api_key_id, request_body=inp.request_body, **fields)
+    return RecordBatch(record=record, rewards=rewards_for(
+        request_id=inp.request_id, size_bucket=inp.size_bucket,
+        budget_ms=inp.policy.max_latency_ms, attempts=run.attempts, now=now))

@@ -1,0 +1,170 @@
+"""OpenAI chat completions adapter; vLLM (OpenAI-compatible, several endpoints) builds on it."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from shared.contracts import Completion, StreamChunk, Usage
+from shared.errors import ProviderError
+from shared.providers.base import ProbeResult, ProviderCall
+from shared.providers.http import classify_exception, classify_status, malformed
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    return Usage(prompt_tokens=int(data.get("prompt_tokens") or 0),
+                 completion_tokens=int(data.get("completion_tokens") or 0))
+
+
+def parse_completion(data: Any, provider_id: str) -> Completion:
+    try:
+        choice = data["choices"][0]
+        msg = choice.get("message") or {}
+        content = msg.get("content")
+        if content is not None and not isinstance(content, str):
+            raise TypeError("content is not a string")
+        return Completion(content=content or "", finish_reason=choice.get("finish_reason"),
+                          tool_calls=msg.get("tool_calls"),
+                          usage=_usage(data.get("usage")) or Usage(),
+                          upstream_model=data.get("model"), upstream_id=data.get("id"))
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise malformed(provider_id, f"unexpected completion shape ({exc})") from None
+
+
+class OpenAIAdapter:
+    """POST {base}/chat/completions with a Bearer key. One attempt per call."""
+
+    type = "openai"
+
+    def __init__(self, provider_id: str, *, client: httpx.AsyncClient, base_urls: list[str],
+                 api_key: str | None = None, stream_usage: bool = True) -> None:
+        self.id = provider_id
+        self._client = client
+        self._urls = [u.rstrip("/") for u in base_urls]
+        self._next = itertools.cycle(range(len(self._urls)))
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._stream_usage = stream_usage
+
+    def _base(self) -> str:
+        return self._urls[next(self._next)]
+
+    def _body(self, call: ProviderCall, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {**call.parameters, "model": call.upstream_model,
+                                "messages": call.messages}
+        if stream:
+            body["stream"] = True
+            if self._stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _timeout(self, call: ProviderCall) -> httpx.Timeout | None:
+        return httpx.Timeout(call.timeout_s, connect=min(call.timeout_s, 10)) \
+            if call.timeout_s else None
+
+    async def complete(self, call: ProviderCall) -> Completion:
+        url = f"{self._base()}/chat/completions"
+        try:
+            resp = await self._client.post(url, content=orjson.dumps(self._body(call, False)),
+                                           headers={**self._headers,
+                                                    "content-type": "application/json"},
+                                           timeout=self._timeout(call) or httpx.USE_CLIENT_DEFAULT)
+        except httpx.HTTPError as exc:
+            raise classify_exception(exc, provider_id=self.id) from None
+        if resp.status_code >= 400:
+            raise classify_status(resp.status_code, resp.text, resp.headers, provider_id=self.id)
+        try:
+            data = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise malformed(self.id, "body is not JSON") from None
+        return parse_completion(data, self.id)
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
+        url = f"{self._base()}/chat/completions"
+        req = self._client.build_request(
+            "POST", url, content=orjson.dumps(self._body(call, True)),
+            headers={**self._headers, "content-type": "application/json",
+                     "accept": "text/event-stream"},
+            timeout=self._timeout(call) or httpx.USE_CLIENT_DEFAULT)
+        try:
+            resp = await self._client.send(req, stream=True)
+        except httpx.HTTPError as exc:
+            raise classify_exception(exc, provider_id=self.id) from None
+        try:
+            if resp.status_code >= 400:
+                body = (await resp.aread()).decode("utf-8", "replace")
+                raise classify_status(resp.status_code, body, resp.headers, provider_id=self.id)
+            async for chunk in self._events(resp):
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise classify_exception(exc, provider_id=self.id) from None
+        finally:
+            await resp.aclose()
+
+    async def _events(self, resp: httpx.Response) -> AsyncIterator[StreamChunk]:
+        done = False
+        async for line in resp.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                done = True
+                break
+            try:
+                data = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise malformed(self.id, "stream event is not JSON") from None
+            if isinstance(data, dict) and "error" in data:
+                raise ProviderError(f"upstream {self.id} stream error: {data['error']}"[:500],
+                                    error_class="transient", provider_id=self.id)
+            chunk = self._chunk(data)
+            if chunk is not None:
+                yield chunk
+        if not done:
+            raise ProviderError(f"upstream {self.id} stream ended before [DONE]",
+                                error_class="transient", provider_id=self.id)
+
+    def _chunk(self, data: Any) -> StreamChunk | None:
+        try:
+            choices = data.get("choices") or []
+            usage = _usage(data.get("usage"))
+            if not choices:
+                return StreamChunk(usage=usage) if usage else None
+            delta = choices[0].get("delta") or {}
+            return StreamChunk(delta=delta.get("content") or "",
+                               finish_reason=choices[0].get("finish_reason"),
+                               tool_calls=delta.get("tool_calls"), usage=usage)
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise malformed(self.id, f"unexpected chunk shape ({exc})") from None
+
+    async def probe(self) -> ProbeResult:
+        started = time.perf_counter()
+        try:
+            resp = await self._client.get(f"{self._base()}/models", headers=self._headers,
+                                          timeout=10)
+        except httpx.HTTPError as exc:
+            return ProbeResult(ok=False, latency_ms=(time.perf_counter() - started) * 1000,
+                               detail=f"{type(exc).__name__}")
+        ms = (time.perf_counter() - started) * 1000
+        if resp.status_code >= 400:
+            return ProbeResult(ok=False, latency_ms=ms, detail=f"HTTP {resp.status_code}")
+        try:
+            ids = [str(m["id"]) for m in resp.json().get("data", [])]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            ids = []
+        return ProbeResult(ok=True, latency_ms=ms, models=ids)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class VLLMAdapter(OpenAIAdapter):
+    """vLLM's OpenAI-compatible server; several endpoints per provider, round-robin."""
+
+    type = "vllm"

@@ -1,0 +1,77 @@
+"""Rolling per-model stats and provider cool-downs, in memory (time passed in)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from shared.routing.types import ModelStats, ProviderHealth
+
+
+@dataclass
+class _Window:
+    outcomes: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=200))
+    seed: ModelStats | None = None
+
+
+class StatsWindow:
+    """The last ``size`` outcomes per model within ``horizon_s`` seconds."""
+
+    def __init__(self, size: int = 200, horizon_s: float = 3600.0) -> None:
+        self._size = size
+        self._horizon = horizon_s
+        self._models: dict[str, _Window] = {}
+        self._now = 0.0
+
+    def seed(self, stats: dict[str, ModelStats]) -> None:
+        """Start from stats loaded from the request log (used until live samples exist)."""
+        for model_id, s in stats.items():
+            self._models.setdefault(model_id, _Window(deque(maxlen=self._size))).seed = s
+
+    def observe(self, model_id: str, ok: bool, latency_ms: float, now: float) -> None:
+        win = self._models.setdefault(model_id, _Window(deque(maxlen=self._size)))
+        win.outcomes.append((now, ok, latency_ms))
+        self._now = max(self._now, now)
+
+    def snapshot(self) -> dict[str, ModelStats]:
+        out: dict[str, ModelStats] = {}
+        cutoff = self._now - self._horizon
+        for model_id, win in self._models.items():
+            while win.outcomes and win.outcomes[0][0] < cutoff:
+                win.outcomes.popleft()
+            if not win.outcomes:
+                if win.seed is not None:
+                    out[model_id] = win.seed
+                continue
+            oks = [lat for _, ok, lat in win.outcomes if ok]
+            n = len(win.outcomes)
+            out[model_id] = ModelStats(latency_ms=sum(oks) / len(oks) if oks else None,
+                                       failure_rate=(n - len(oks)) / n, samples=n)
+        return out
+
+
+class HealthBook:
+    """Provider health from probes and rate-limit cool-downs."""
+
+    def __init__(self) -> None:
+        self._cooldowns: dict[str, tuple[float, str]] = {}
+        self._health: dict[str, tuple[bool, str | None]] = {}
+
+    def cool_down(self, provider_id: str, until: float, reason: str) -> None:
+        current = self._cooldowns.get(provider_id)
+        if current is None or current[0] < until:
+            self._cooldowns[provider_id] = (until, reason)
+
+    def mark(self, provider_id: str, healthy: bool, reason: str | None = None) -> None:
+        self._health[provider_id] = (healthy, reason)
+
+    def snapshot(self, now: float) -> dict[str, ProviderHealth]:
+        for pid in [p for p, (until, _) in self._cooldowns.items() if until <= now]:
+            del self._cooldowns[pid]
+        out: dict[str, ProviderHealth] = {}
+        for pid in set(self._cooldowns) | set(self._health):
+            healthy, why = self._health.get(pid, (True, None))
+            until, cool_reason = self._cooldowns.get(pid, (None, None))
+            out[pid] = ProviderHealth(healthy=healthy, cooldown_until=until,
+                                      reason=cool_reason or why)
+        return out

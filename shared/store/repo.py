@@ -1,0 +1,79 @@
+"""Queries (keyword-only arguments): request log, stats seeding, reward posteriors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, case, cast, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts import RequestRecord
+from shared.routing.types import BetaPosterior, ModelStats
+from shared.store.tables import RequestLogRow, RewardRow
+
+
+def _record(row: RequestLogRow) -> RequestRecord:
+    data: dict[str, Any] = {c: getattr(row, c) for c in RequestRecord.model_fields}
+    return RequestRecord.model_validate(data)
+
+
+async def list_requests(session: AsyncSession, *, limit: int = 50,
+                        before_id: int | None = None) -> tuple[list[RequestRecord], int | None]:
+    """Newest first; returns (page, cursor for the next page or None)."""
+    q = select(RequestLogRow).order_by(RequestLogRow.id.desc()).limit(limit + 1)
+    if before_id is not None:
+        q = q.where(RequestLogRow.id < before_id)
+    rows = list((await session.scalars(q)).all())
+    cursor = rows[limit - 1].id if len(rows) > limit else None
+    return [_record(r) for r in rows[:limit]], cursor
+
+
+async def get_requests(session: AsyncSession, *, request_id: str) -> list[RequestRecord]:
+    q = select(RequestLogRow).where(RequestLogRow.request_id == request_id) \
+        .order_by(RequestLogRow.id)
+    return [_record(r) for r in (await session.scalars(q)).all()]
+
+
+async def model_stats(session: AsyncSession, *, since: datetime) -> dict[str, ModelStats]:
+    """Mean latency of successful calls and failure rate per model, to seed rolling stats."""
+    ok = case((RequestLogRow.status == "ok", 1), else_=0)
+    q = (select(RequestLogRow.model, func.count(),
+                func.sum(ok),
+                func.avg(case((RequestLogRow.status == "ok", RequestLogRow.latency_ms))))
+         .where(RequestLogRow.created_at >= since, RequestLogRow.model.is_not(None))
+         .group_by(RequestLogRow.model))
+    out: dict[str, ModelStats] = {}
+    for model, n, oks, lat in (await session.execute(q)).all():
+        out[str(model)] = ModelStats(latency_ms=float(lat) if lat is not None else None,
+                                     failure_rate=(n - (oks or 0)) / n if n else 0.0,
+                                     samples=int(n))
+    return out
+
+
+async def reward_posteriors(session: AsyncSession) -> dict[tuple[str, str], BetaPosterior]:
+    """Beta(1 + Σ reward, 1 + Σ (1 − reward)) per (model, size bucket)."""
+    q = (select(RewardRow.model, RewardRow.size_bucket,
+                func.sum(cast(RewardRow.reward, Float)), func.count())
+         .group_by(RewardRow.model, RewardRow.size_bucket))
+    out: dict[tuple[str, str], BetaPosterior] = {}
+    for model, bucket, total, n in (await session.execute(q)).all():
+        s = float(total or 0)
+        out[(str(model), str(bucket))] = BetaPosterior(alpha=1 + s, beta=1 + (n - s))
+    return out
+
+
+async def monthly_cost(session: AsyncSession, *, api_key_id: str, since: datetime) -> float:
+    q = select(func.coalesce(func.sum(RequestLogRow.cost_usd), 0.0)).where(
+        RequestLogRow.api_key_id == api_key_id, RequestLogRow.created_at >= since)
+    return float((await session.execute(q)).scalar_one())
+
+
+async def prune(session: AsyncSession, *, older_than: datetime) -> int:
+    """Retention: delete request-log and reward rows older than ``older_than``."""
+    total = 0
+    for table in (RequestLogRow, RewardRow):
+        res = await session.execute(delete(table).where(table.created_at < older_than))
+        total += int(getattr(res, "rowcount", 0) or 0)
+    await session.commit()
+    return total

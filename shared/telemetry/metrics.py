@@ -1,0 +1,40 @@
+"""Prometheus metrics, held on one registry per process (built in the entrypoint)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """Every metric TokenHub exports. Labels never carry secrets or free text."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("tokenhub_requests", "Requests served",
+                                ["route", "status"], registry=r)
+        self.latency = Histogram("tokenhub_request_latency_seconds", "Gateway request latency",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.tokens = Counter("tokenhub_tokens", "Tokens processed",
+                              ["model", "direction"], registry=r)
+        self.cost = Counter("tokenhub_cost_usd", "Cost in USD", ["model"], registry=r)
+        self.provider_errors = Counter("tokenhub_provider_errors", "Provider errors by class",
+                                       ["provider", "error_class"], registry=r)
+        self.failovers = Counter("tokenhub_failovers", "Requests served after a failover",
+                                 ["route"], registry=r)
+        self.executor = Counter("tokenhub_executor", "Requests by executor",
+                                ["executor"], registry=r)
+        self.temporal_fallback = Counter("tokenhub_temporal_fallback",
+                                         "Requests run locally because Temporal was unreachable",
+                                         registry=r)
+        self.circuit_state = Gauge("tokenhub_temporal_circuit_state",
+                                   "Temporal circuit breaker: 0 closed, 1 half-open, 2 open",
+                                   registry=r)
+        self.rate_limited = Counter("tokenhub_rate_limited", "Requests refused by rate limits",
+                                    ["scope"], registry=r)
+        self.vault_unlocked = Gauge("tokenhub_vault_unlocked", "1 when the vault is unlocked",
+                                    registry=r)
+        self.log_dropped = Counter("tokenhub_request_log_dropped",
+                                   "Request-log rows that could not be written", registry=r)

@@ -1,0 +1,254 @@
+"""A fake LLM provider speaking the real wire formats (OpenAI and Anthropic, JSON and SSE).
+
+Behaviour is scripted over HTTP, so any process can drive it (tests, bench, a
+killed worker's replacement):
+
+- ``POST /_control/script`` ``{"model": "<upstream model or *>", "steps": [...]}``: one step
+  consumed per call to that model, then the default. A step is ``{"status": 429,
+  "retry_after": 2}``, ``{"status": 500}``, ``{"kind": "context_overflow"}``,
+  ``{"kind": "malformed"}``, ``{"kind": "cut_stream"}``, ``{"delay_ms": 300}`` or
+  ``{"kind": "ok", "content": "..."}`` (keys combine: ``{"delay_ms": 50, "status": 503}``).
+- ``POST /_control/default`` ``{"delay_ms": 0, "content": null}``; ``POST /_control/reset``.
+- ``GET /_control/calls``: every call received (path, wire, model, stream, messages,
+  completed once the response was fully sent) and counts per model. Auth headers are
+  never stored, only whether one was present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from typing import Any
+
+from aiohttp import web
+
+_ids = itertools.count(1)
+
+
+class State:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.scripts: dict[str, deque[dict[str, Any]]] = {}
+        self.default: dict[str, Any] = {"delay_ms": 0, "content": None}
+        self.calls: list[dict[str, Any]] = []
+
+    def next_step(self, model: str) -> dict[str, Any]:
+        for key in (model, "*"):
+            queue = self.scripts.get(key)
+            if queue:
+                return queue.popleft()
+        return {}
+
+
+def _last_user(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return "".join(str(p.get("text", "")) for p in c if isinstance(p, dict))
+            return str(c or "")
+    return ""
+
+
+def _content(state: State, step: dict[str, Any], model: str, messages: list[Any]) -> str:
+    if step.get("content") is not None:
+        return str(step["content"])
+    if state.default.get("content") is not None:
+        return str(state.default["content"])
+    return f"[{model}] {_last_user(messages)[:200]}"
+
+
+def _tokens(messages: list[Any], text: str) -> tuple[int, int]:
+    prompt = sum(len(json.dumps(m.get("content", ""))) for m in messages) // 4 + 1
+    return prompt, len(text) // 4 + 1
+
+
+def _error(status: int, wire: str, message: str, code: str, retry_after: Any = None
+           ) -> web.Response:
+    headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
+    if wire == "anthropic":
+        body = {"type": "error", "error": {"type": code, "message": message}}
+    else:
+        body = {"error": {"message": message, "type": code, "code": code}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _sse(request: web.Request, events: list[bytes], cut: bool) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream",
+                                       "cache-control": "no-cache"})
+    await resp.prepare(request)
+    for i, ev in enumerate(events):
+        if cut and i >= max(1, len(events) // 2):
+            transport = request.transport
+            if transport is not None:
+                transport.abort()  # the stream is cut mid-way
+            return resp
+        await resp.write(ev)
+    await resp.write_eof()
+    return resp
+
+
+def _openai_events(cid: str, model: str, text: str, usage: tuple[int, int],
+                   include_usage: bool) -> list[bytes]:
+    def ev(data: Any) -> bytes:
+        return f"data: {json.dumps(data)}\n\n".encode()
+
+    base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model}
+    pieces = [text[i:i + max(1, len(text) // 3)] for i in range(0, len(text),
+                                                                  max(1, len(text) // 3))]
+    out = [ev({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                    "finish_reason": None}]})]
+    out += [ev({**base, "choices": [{"index": 0, "delta": {"content": p},
+                                     "finish_reason": None}]}) for p in pieces]
+    out.append(ev({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    if include_usage:
+        out.append(ev({**base, "choices": [], "usage": {
+            "prompt_tokens": usage[0], "completion_tokens": usage[1],
+            "total_tokens": sum(usage)}}))
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+def _anthropic_events(mid: str, model: str, text: str, usage: tuple[int, int]) -> list[bytes]:
+    def ev(name: str, data: Any) -> bytes:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+
+    pieces = [text[i:i + max(1, len(text) // 3)] for i in range(0, len(text),
+                                                                  max(1, len(text) // 3))]
+    out = [ev("message_start", {"message": {
+        "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": None, "usage": {"input_tokens": usage[0], "output_tokens": 1}}}),
+        ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})]
+    out += [ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": p}})
+            for p in pieces]
+    out += [ev("content_block_stop", {"index": 0}),
+            ev("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                 "usage": {"output_tokens": usage[1]}}),
+            ev("message_stop", {})]
+    return out
+
+
+async def _chat(request: web.Request, wire: str) -> web.StreamResponse:
+    state: State = request.app["state"]
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, wire, "body is not JSON", "invalid_request_error")
+    model = str(body.get("model", ""))
+    messages = list(body.get("messages") or [])
+    if wire == "anthropic" and body.get("system"):
+        messages = [{"role": "system", "content": body["system"]}, *messages]
+    stream = bool(body.get("stream"))
+    call = {"n": next(_ids), "path": request.path, "wire": wire, "model": model,
+            "stream": stream, "messages": messages, "completed": False,
+            "auth": bool(request.headers.get("authorization") or
+                         request.headers.get("x-api-key")),
+            "params": {k: v for k, v in body.items() if k not in ("messages", "model", "system")}}
+    state.calls.append(call)
+    step = state.next_step(model)
+    call["step"] = step
+    delay = step.get("delay_ms", state.default.get("delay_ms", 0))
+    if delay:
+        await asyncio.sleep(delay / 1000)
+    resp = await _respond(request, wire, step, model, messages, body, stream)
+    call["completed"] = True
+    return resp
+
+
+async def _respond(request: web.Request, wire: str, step: dict[str, Any], model: str,
+                   messages: list[Any], body: dict[str, Any], stream: bool
+                   ) -> web.StreamResponse:
+    state: State = request.app["state"]
+    kind = step.get("kind", "ok")
+    status = int(step.get("status", 200))
+    if kind == "context_overflow":
+        code = "context_length_exceeded"
+        msg = ("prompt is too long: 300000 tokens > 200000 maximum" if wire == "anthropic" else
+               "This model's maximum context length is 8192 tokens (context_length_exceeded)")
+        return _error(status if status != 200 else 400, wire, msg, code)
+    if status == 429:
+        return _error(429, wire, "rate limited by fake provider", "rate_limit_error",
+                      step.get("retry_after"))
+    if status >= 400:
+        return _error(status, wire, f"fake provider error {status}", "api_error")
+    if kind == "malformed":
+        return web.Response(text='{"choices": [ {"oops"', content_type="application/json")
+    text = _content(state, step, model, messages)
+    usage = _tokens(messages, text)
+    cut = kind == "cut_stream"
+    if wire == "anthropic":
+        mid = f"msg_fake_{next(_ids)}"
+        if stream:
+            return await _sse(request, _anthropic_events(mid, model, text, usage), cut)
+        return web.json_response({
+            "id": mid, "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+            "stop_sequence": None, "usage": {"input_tokens": usage[0],
+                                             "output_tokens": usage[1]}})
+    cid = f"chatcmpl-fake-{next(_ids)}"
+    if stream:
+        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        return await _sse(request, _openai_events(cid, model, text, usage, include), cut)
+    return web.json_response({
+        "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                  "total_tokens": sum(usage)}})
+
+
+async def _openai(request: web.Request) -> web.StreamResponse:
+    return await _chat(request, "openai")
+
+
+async def _anthropic(request: web.Request) -> web.StreamResponse:
+    return await _chat(request, "anthropic")
+
+
+async def _models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [
+        {"id": "fake-small", "object": "model"}, {"id": "fake-large", "object": "model"}]})
+
+
+async def _script(request: web.Request) -> web.Response:
+    data = await request.json()
+    state: State = request.app["state"]
+    state.scripts.setdefault(str(data.get("model", "*")), deque()).extend(data["steps"])
+    return web.json_response({"ok": True})
+
+
+async def _default(request: web.Request) -> web.Response:
+    request.app["state"].default.update(await request.json())
+    return web.json_response({"ok": True})
+
+
+async def _reset(request: web.Request) -> web.Response:
+    request.app["state"].reset()
+    return web.json_response({"ok": True})
+
+
+async def _calls(request: web.Request) -> web.Response:
+    calls = request.app["state"].calls
+    counts: dict[str, int] = {}
+    for c in calls:
+        counts[c["model"]] = counts.get(c["model"], 0) + 1
+    return web.json_response({"calls": calls, "counts": counts})
+
+
+def make_app() -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app["state"] = State()
+    app.router.add_post("/v1/chat/completions", _openai)
+    app.router.add_post("/v1/messages", _anthropic)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_post("/_control/script", _script)
+    app.router.add_post("/_control/default", _default)
+    app.router.add_post("/_control/reset", _reset)
+    app.router.add_get("/_control/calls", _calls)
+    return app

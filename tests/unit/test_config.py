@@ -1,0 +1,107 @@
+"""Settings and catalog: the YAML contract, env shortcuts, errors naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings, load_catalog, load_settings
+from shared.errors import ConfigError
+
+YAML = """
+providers:
+  - id: local-vllm
+    type: vllm
+    base_url: http://127.0.0.1:9001/v1
+    api_key_env: MY_KEY_VAR
+    some_future_key: ignored-but-allowed
+models:
+  - id: small
+    provider: local-vllm
+    upstream_model: smollm2
+    weight: 3
+    max_context_tokens: 8192
+    input_per_1k: 0.0005
+    output_per_1k: 0.0015
+  - id: big
+    provider: local-vllm
+    weight: 8
+aliases:
+  - id: chat
+    targets: {small: 3, big: 1}
+"""
+
+
+def _settings(tmp_path: Path, text: str, **kw: object) -> Settings:
+    path = tmp_path / "tokenhub.yaml"
+    path.write_text(text)
+    return Settings(config=path, data_dir=tmp_path, _env_file=None, **kw)  # type: ignore[call-arg]
+
+
+def test_yaml_catalog_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_KEY_VAR", "sk-from-env")
+    catalog = load_catalog(_settings(tmp_path, YAML))
+    assert [p.id for p in catalog.providers] == ["local-vllm"]
+    small = catalog.model("small")
+    assert small is not None and small.upstream == "smollm2" and small.weight == 3
+    big = catalog.model("big")
+    assert big is not None and big.upstream == "big"  # upstream defaults to id
+    assert catalog.providers[0].resolve_key() == "sk-from-env"
+    assert catalog.alias_targets()["chat"] == {"small": 3, "big": 1}
+
+
+@pytest.mark.parametrize(("snippet", "needle"), [
+    ("models:\n  - id: x\n    provider: nowhere\n", "unknown provider 'nowhere'"),
+    ("providers:\n  - id: p\n    type: grpc\n    base_url: http://x\n", "providers.0.type"),
+    ("providers:\n  - id: p\n    type: openai\n", "base_url"),
+    ("providers:\n  - {id: p, type: openai, base_url: 'http://x'}\nmodels:\n"
+     "  - {id: m, provider: p, weight: 11}\n", "models.0.weight"),
+    ("providers: [\n", "not valid YAML"),
+])
+def test_bad_yaml_names_the_field(tmp_path: Path, snippet: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_catalog(_settings(tmp_path, snippet))
+    assert needle in exc.value.message
+    assert "TOKENHUB_CONFIG" in exc.value.message
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    settings = Settings(config=tmp_path / "nope.yaml", _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="file not found"):
+        load_catalog(settings)
+
+
+def test_bad_env_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENHUB_PORT", "not-a-port")
+    with pytest.raises(ConfigError, match="TOKENHUB_PORT"):
+        load_settings(_env_file=None)
+    monkeypatch.setenv("TOKENHUB_PORT", "8080")
+    monkeypatch.setenv("TOKENHUB_DEFAULT_MODE", "fastest")
+    with pytest.raises(ConfigError, match="TOKENHUB_DEFAULT_MODE"):
+        load_settings(_env_file=None)
+
+
+def test_env_shortcuts_register_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENHUB_OPENAI_API_KEY", "sk-secret-openai")
+    monkeypatch.setenv("TOKENHUB_VLLM_ENDPOINTS", "http://127.0.0.1:9001/v1, http://127.0.0.1:9002/v1")
+    settings = load_settings(_env_file=None)
+    catalog = load_catalog(settings)
+    ids = {p.id: p for p in catalog.providers}
+    assert set(ids) == {"openai", "vllm"}  # no simulated provider when real ones exist
+    assert ids["vllm"].urls() == ["http://127.0.0.1:9001/v1", "http://127.0.0.1:9002/v1"]
+    assert ids["openai"].resolve_key() == "sk-secret-openai"
+
+
+def test_simulated_provider_only_when_nothing_configured() -> None:
+    catalog = load_catalog(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert [p.type for p in catalog.providers] == ["simulated"]
+    assert catalog.models
+
+
+def test_masked_config_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENHUB_OPENAI_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("TOKENHUB_DATABASE_URL", "postgresql+asyncpg://u:hunter2@db/x")
+    masked = str(load_settings(_env_file=None).masked())
+    assert "sk-very-secret" not in masked and "hunter2" not in masked
+    assert "********" in masked

@@ -1,0 +1,75 @@
+"""Build the Temporal client and Worker (data converter, sandbox passthrough, activities)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.provider import AdapterLookup, ProviderActivities
+from activities.records import RecordActivities
+from shared.config import Settings
+from shared.orchestration.ports import RecordBatch
+from workflows import attributes
+from workflows.chat import ChatWorkflow
+from workflows.plan import PlanWorkflow
+
+log = logging.getLogger("tokenhub.worker")
+
+WORKFLOWS = [ChatWorkflow, PlanWorkflow]
+# Our pure modules and their libraries are safe to share with the sandbox: passing them
+# through avoids re-importing them for every workflow run.
+PASSTHROUGH = ("shared", "workflows", "pydantic", "pydantic_core", "jsonschema",
+               "annotated_types", "referencing", "rpds", "typing_inspection")
+
+
+async def connect(settings: Settings, *, timeout_s: float | None = None) -> Client:
+    coro = Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                          data_converter=pydantic_data_converter)
+    return await asyncio.wait_for(coro, timeout_s or settings.temporal_connect_timeout_s)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register TokenHub's search attributes (idempotent; needs operator rights)."""
+    svc = client.operator_service
+    existing = await svc.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    known = set(existing.custom_attributes)
+    types = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+             "DOUBLE": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE}
+    missing = {k.name: types[k.indexed_value_type.name]
+               for k in attributes.ALL_KEYS if k.name not in known}
+    if missing:
+        await svc.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+        log.info("registered search attributes: %s", ", ".join(sorted(missing)))
+
+
+def build_worker(client: Client, *, task_queue: str, lookup: AdapterLookup,
+                 writer: Callable[[RecordBatch], Awaitable[None]],
+                 attempt_timeout_s: float, max_concurrent: int = 256) -> Worker:
+    provider = ProviderActivities(lookup, attempt_timeout_s=attempt_timeout_s)
+    records = RecordActivities(writer)
+    runner = SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
+                  activities=[provider.call_model, records.record_run],
+                  workflow_runner=runner, max_concurrent_activities=max_concurrent,
+                  max_concurrent_local_activities=max_concurrent)
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)

@@ -1,0 +1,63 @@
+"""``tokenhub worker``: run a Temporal worker with its own store and provider clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.client import Client
+
+from shared.config import Catalog, Settings
+from shared.orchestration.ports import RecordBatch
+from shared.providers.registry import ProviderRegistry
+from shared.store.db import create_engine, create_sessionmaker
+from shared.store.migrations import migrate
+from shared.store.requestlog import RequestLogWriter
+from worker.main import build_worker, connect, ensure_search_attributes, install_signal_handlers
+
+log = logging.getLogger("tokenhub.worker")
+
+
+async def connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """Wait for Temporal (it may still be starting); None if asked to stop first."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            return await connect(settings)
+        except (TimeoutError, RuntimeError, OSError) as exc:
+            log.info("waiting for Temporal at %s: %s", settings.temporal_address, exc)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            delay = min(delay * 2, 5.0)
+    return None
+
+
+async def run_worker(settings: Settings, catalog: Catalog) -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    url = settings.effective_database_url
+    await migrate(url)
+    engine = create_engine(url)
+    writer = RequestLogWriter(create_sessionmaker(engine))
+    registry = ProviderRegistry(catalog, settings)
+
+    async def write(batch: RecordBatch) -> None:
+        await writer.write_now(batch.record, batch.rewards)
+
+    try:
+        client = await connect_with_retry(settings, stop)
+        if client is None:
+            return
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        worker = build_worker(client, task_queue=settings.temporal_task_queue,
+                              lookup=registry.get, writer=write,
+                              attempt_timeout_s=settings.read_timeout_s)
+        log.info("worker polling %s on %s", settings.temporal_task_queue,
+                 settings.temporal_address)
+        async with worker:
+            await stop.wait()
+        log.info("worker stopped")
+    finally:
+        await registry.aclose()
+        await engine.dispose()

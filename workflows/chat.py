@@ -1,0 +1,28 @@
+"""ChatWorkflow: one routed chat request (thin: the logic is shared.orchestration.chat)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from shared.errors import TokenHubError
+    from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
+    from workflows import attributes
+    from workflows.effects import TemporalEffects
+    from workflows.errors import to_application_error
+
+
+@workflow.defn(name="ChatWorkflow")
+class ChatWorkflow:
+    @workflow.run
+    async def run(self, inp: ChatInput) -> ChatOutcome:
+        try:
+            out = await run_chat(inp, TemporalEffects())
+        except TokenHubError as err:
+            workflow.upsert_search_attributes([attributes.STATUS.value_set("error")])
+            raise to_application_error(err) from None
+        workflow.upsert_search_attributes([
+            attributes.STATUS.value_set("ok"), attributes.MODEL.value_set(out.negotiated_model),
+            attributes.PROVIDER.value_set(out.provider),
+            attributes.COST_USD.value_set(out.response.cost_usd)])
+        return out
