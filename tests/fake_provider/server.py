@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 _ids = itertools.count(1)
+STATE: web.AppKey[State] = web.AppKey("state")
 
 
 class State:
@@ -135,7 +136,7 @@ def _anthropic_events(mid: str, model: str, text: str, usage: tuple[int, int]) -
 
 
 async def _chat(request: web.Request, wire: str) -> web.StreamResponse:
-    state: State = request.app["state"]
+    state: State = request.app[STATE]
     try:
         body = await request.json()
     except ValueError:
@@ -164,7 +165,7 @@ async def _chat(request: web.Request, wire: str) -> web.StreamResponse:
 async def _respond(request: web.Request, wire: str, step: dict[str, Any], model: str,
                    messages: list[Any], body: dict[str, Any], stream: bool
                    ) -> web.StreamResponse:
-    state: State = request.app["state"]
+    state: State = request.app[STATE]
     kind = step.get("kind", "ok")
     status = int(step.get("status", 200))
     if kind == "context_overflow":
@@ -218,23 +219,23 @@ async def _models(request: web.Request) -> web.Response:
 
 async def _script(request: web.Request) -> web.Response:
     data = await request.json()
-    state: State = request.app["state"]
+    state: State = request.app[STATE]
     state.scripts.setdefault(str(data.get("model", "*")), deque()).extend(data["steps"])
     return web.json_response({"ok": True})
 
 
 async def _default(request: web.Request) -> web.Response:
-    request.app["state"].default.update(await request.json())
+    request.app[STATE].default.update(await request.json())
     return web.json_response({"ok": True})
 
 
 async def _reset(request: web.Request) -> web.Response:
-    request.app["state"].reset()
+    request.app[STATE].reset()
     return web.json_response({"ok": True})
 
 
 async def _calls(request: web.Request) -> web.Response:
-    calls = request.app["state"].calls
+    calls = request.app[STATE].calls
     counts: dict[str, int] = {}
     for c in calls:
         counts[c["model"]] = counts.get(c["model"], 0) + 1
@@ -243,7 +244,7 @@ async def _calls(request: web.Request) -> web.Response:
 
 def make_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["state"] = State()
+    app[STATE] = State()
     app.router.add_post("/v1/chat/completions", _openai)
     app.router.add_post("/v1/messages", _anthropic)
     app.router.add_get("/v1/models", _models)

@@ -1,0 +1,103 @@
+"""Bad input: always a 4xx with the error shape, never a 500 or a hang (issue list, one each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.logrows import wait_rows
+from tests.fake_provider import FakeProvider
+from tests.support.server import ThreadedServer
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def _assert_error(r: httpx.Response, status: int, type_: str, needle: str = "") -> None:
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["type"] == type_
+    assert err["request_id"] == r.headers["x-request-id"]
+    assert needle.lower() in err["message"].lower()
+
+
+def test_malformed_json(client: httpx.Client) -> None:
+    r = client.post("/v1/chat", content=b'{"request": {"messages": [', headers={
+        "content-type": "application/json"})
+    _assert_error(r, 400, "invalid_request", "malformed JSON")
+
+
+def test_empty_messages(client: httpx.Client) -> None:
+    _assert_error(client.post("/v1/chat", json={"request": {"messages": []}}), 400,
+                  "invalid_request", "messages")
+
+
+def test_missing_messages(client: httpx.Client) -> None:
+    _assert_error(client.post("/v1/chat", json={"request": {}}), 400, "invalid_request",
+                  "messages")
+    _assert_error(client.post("/v1/chat/completions", json={"model": "auto"}), 400,
+                  "invalid_request", "messages")
+
+
+@pytest.mark.parametrize("body", [
+    {"request": {"messages": "hello"}},
+    {"request": {"messages": [{"role": "user", "content": 5}]}},
+    {"request": {"messages": [{"role": "wizard", "content": "x"}]}},
+    {"request": {"messages": MSG, "parameters": {"temperature": "hot"}}},
+    {"request": {"messages": MSG}, "output_format": {"type": "yaml"}},
+])
+def test_wrong_types(client: httpx.Client, body: dict[str, Any]) -> None:
+    _assert_error(client.post("/v1/chat", json=body), 400, "invalid_request")
+
+
+def test_unknown_model_id(client: httpx.Client) -> None:
+    _assert_error(client.post("/v1/chat", json={"request": {"messages": MSG,
+                                                            "model_hint": "nope"}}),
+                  404, "not_found", "unknown model 'nope'")
+
+
+@pytest.mark.parametrize("budget", [-1, "cheap"])
+def test_negative_or_non_numeric_budget(client: httpx.Client, budget: Any) -> None:
+    r = client.post("/v1/chat", json={"request": {"messages": MSG},
+                                      "policy": {"max_budget_usd": budget}})
+    _assert_error(r, 400, "invalid_request", "max_budget_usd")
+
+
+def test_body_over_the_limit(gateway_factory: Any) -> None:
+    srv: ThreadedServer = gateway_factory(max_body_bytes=2048)
+    big = {"request": {"messages": [{"role": "user", "content": "x" * 4096}]}}
+    with httpx.Client(base_url=srv.url, trust_env=False) as c:
+        _assert_error(c.post("/v1/chat", json=big), 413, "payload_too_large", "2048")
+
+        def chunks() -> Any:  # no Content-Length: the streamed body is counted
+            yield b'{"request": {"messages": [{"role": "user", "content": "'
+            for _ in range(10):
+                yield b"y" * 1024
+            yield b'"}]}}'
+        r = c.post("/v1/chat", content=chunks(), headers={"content-type": "application/json"})
+        _assert_error(r, 413, "payload_too_large")
+
+
+def test_unknown_route_and_method(client: httpx.Client) -> None:
+    _assert_error(client.get("/v1/nothing"), 404, "not_found")
+    _assert_error(client.get("/v1/chat"), 405, "method_not_allowed")
+
+
+def test_garbage_from_provider_is_502_and_logged(client: httpx.Client, fake: FakeProvider,
+                                                 gateway: ThreadedServer) -> None:
+    fake.script("*", [{"kind": "malformed"}] * 20)
+    r = client.post("/v1/chat", json={"request": {"messages": MSG, "model_hint": "small"}})
+    _assert_error(r, 502, "all_providers_failed")
+    attempts = r.json()["error"]["attempts"]
+    assert attempts and all(a["outcome"] == "transient" for a in attempts)
+    assert "malformed" in attempts[0]["message"]
+    rows = wait_rows(gateway, r.headers["x-request-id"])
+    assert rows[0]["status"] == "error" and rows[0]["http_status"] == 502
+
+
+def test_invalid_directive_names_the_key(client: httpx.Client, fake: FakeProvider) -> None:
+    msg = [{"role": "user", "content": "@@tokenhub budget=lots\nhello"}]
+    _assert_error(client.post("/v1/chat", json={"request": {"messages": msg}}), 400,
+                  "invalid_directive", "budget")
+    assert fake.count() == 0
