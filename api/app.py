@@ -7,6 +7,8 @@ them), and the lifespan builds the DB engine, provider clients and writers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,13 +20,15 @@ from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routes import chat, health, openai_compat, plan
 from api.state import AppState
-from api.temporal import TemporalRunner
+from api.temporal import TemporalRunner, TemporalUnavailable
 from shared.config import Catalog, Settings, load_catalog, load_settings
+from shared.orchestration.ports import RecordBatch
 from shared.providers.registry import ProviderRegistry
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
 from shared.telemetry.metrics import Metrics
+from worker.main import build_worker
 
 log = logging.getLogger("tokenhub.api")
 
@@ -46,14 +50,42 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.tokenhub = state
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     app.state.dispatcher = Dispatcher(state, temporal)
-    log.info("gateway ready: %d provider(s), %d model(s)",
-             len(catalog.providers), len(catalog.models))
+    worker_task = await _start_embedded_worker(state, temporal)
+    log.info("gateway ready: %d provider(s), %d model(s), temporal %s",
+             len(catalog.providers), len(catalog.models),
+             "on" if temporal else "off")
     try:
         yield
     finally:
+        if worker_task is not None:
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker_task
         await writer.aclose()
         await registry.aclose()
         await engine.dispose()
+
+
+async def _start_embedded_worker(state: AppState, temporal: TemporalRunner | None
+                                 ) -> asyncio.Task[None] | None:
+    """With TOKENHUB_TEMPORAL_EMBEDDED_WORKER, run a worker in this process: workflow
+    starts can then be eager (no matching round trip for the first workflow task)."""
+    if temporal is None or not state.settings.temporal_embedded_worker:
+        return None
+    try:
+        client = await temporal.client()
+    except TemporalUnavailable as exc:
+        log.warning("embedded worker not started: %s", exc)
+        return None
+
+    async def write(batch: RecordBatch) -> None:
+        await state.log_writer.write_now(batch.record, batch.rewards)
+
+    worker = build_worker(client, task_queue=state.settings.temporal_task_queue,
+                          lookup=state.registry.get, writer=write,
+                          attempt_timeout_s=state.retry.attempt_timeout_s)
+    temporal.eager = True
+    return asyncio.create_task(worker.run(), name="embedded-temporal-worker")
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:

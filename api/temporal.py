@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from shared import errors
 from shared.config import Settings
-from worker.main import connect
+from worker.main import connect, ensure_search_attributes
 
 log = logging.getLogger("tokenhub.temporal")
 
@@ -74,9 +74,12 @@ class TemporalRunner:
         self._client = client
         self._lock = asyncio.Lock()
         self.eager = False  # set when a worker runs in this process
+        self.tagging = False  # search attributes registered (else runs go untagged)
+        self._checked = False
 
     async def client(self) -> Client:
-        if self._client is not None:
+        """The client, connected on first use; registers (or checks) search attributes once."""
+        if self._client is not None and self._checked:
             return self._client
         async with self._lock:
             if self._client is None:
@@ -84,6 +87,17 @@ class TemporalRunner:
                     self._client = await connect(self._settings)
                 except (TimeoutError, RuntimeError, RPCError, OSError) as exc:
                     raise TemporalUnavailable(f"cannot connect to Temporal: {exc}") from None
+            if not self._checked:
+                try:
+                    await ensure_search_attributes(self._client, self._settings.temporal_namespace)
+                    self.tagging = True
+                except RPCError as exc:
+                    if exc.status in _UNAVAILABLE:
+                        raise TemporalUnavailable(f"Temporal RPC failed: {exc.status.name}"
+                                                  ) from None
+                    log.warning("search attributes unavailable (%s): runs will not be tagged",
+                                exc.status.name)
+                self._checked = True
             return self._client
 
     async def run(self, workflow: str, inp: BaseModel, *, request_id: str, result_type: type[T],
@@ -95,7 +109,7 @@ class TemporalRunner:
                 workflow, inp, id=request_id, task_queue=s.temporal_task_queue,
                 result_type=result_type, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=search_attributes, memo=memo,
+                search_attributes=search_attributes if self.tagging else None, memo=memo,
                 execution_timeout=timedelta(hours=24), request_eager_start=self.eager,
             ), s.temporal_start_timeout_s)
         except WorkflowAlreadyStartedError:  # same request id, run already closed: reuse it

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from typing import Any
+
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 MODE = SearchAttributeKey.for_keyword("TokenHubMode")
 MODEL = SearchAttributeKey.for_keyword("TokenHubModel")
@@ -38,3 +45,27 @@ def initial(*, kind: str, mode: str, model: str | None, provider: str | None,
     if api_key_id:
         pairs.append(SearchAttributePair(API_KEY_ID, api_key_id))
     return TypedSearchAttributes(pairs)
+
+
+def tagged() -> bool:
+    """Were this run's attributes set at start? Only then may the workflow upsert them:
+    upserting an attribute the namespace does not know fails every workflow task."""
+    from temporalio import workflow
+
+    return workflow.info().typed_search_attributes.get(STATUS) is not None
+
+
+def upsert_outcome(*, status: str, model: str | None = None, provider: str | None = None,
+                   cost_usd: float | None = None) -> None:
+    from temporalio import workflow
+
+    if not tagged():
+        return
+    updates: list[SearchAttributeUpdate[Any]] = [STATUS.value_set(status)]
+    if model:
+        updates.append(MODEL.value_set(model))
+    if provider:
+        updates.append(PROVIDER.value_set(provider))
+    if cost_usd is not None:
+        updates.append(COST_USD.value_set(cost_usd))
+    workflow.upsert_search_attributes(updates)

@@ -19,10 +19,8 @@ class ChatWorkflow:
         try:
             out = await run_chat(inp, TemporalEffects())
         except TokenHubError as err:
-            workflow.upsert_search_attributes([attributes.STATUS.value_set("error")])
+            attributes.upsert_outcome(status="error")
             raise to_application_error(err) from None
-        workflow.upsert_search_attributes([
-            attributes.STATUS.value_set("ok"), attributes.MODEL.value_set(out.negotiated_model),
-            attributes.PROVIDER.value_set(out.provider),
-            attributes.COST_USD.value_set(out.response.cost_usd)])
+        attributes.upsert_outcome(status="ok", model=out.negotiated_model,
+                                  provider=out.provider, cost_usd=out.response.cost_usd)
         return out

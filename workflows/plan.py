@@ -19,11 +19,9 @@ class PlanWorkflow:
         try:
             out = await run_plan(inp, TemporalEffects())
         except TokenHubError as err:
-            workflow.upsert_search_attributes([attributes.STATUS.value_set("error")])
+            attributes.upsert_outcome(status="error")
             raise to_application_error(err) from None
         ok = next((a for a in out.attempts if a.outcome == "ok"), None)
-        workflow.upsert_search_attributes([
-            attributes.STATUS.value_set("ok"), attributes.COST_USD.value_set(out.cost_usd),
-            attributes.MODEL.value_set(ok.model if ok else ""),
-            attributes.PROVIDER.value_set(ok.provider if ok else "")])
+        attributes.upsert_outcome(status="ok", model=ok.model if ok else None,
+                                  provider=ok.provider if ok else None, cost_usd=out.cost_usd)
         return out

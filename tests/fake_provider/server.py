@@ -158,7 +158,11 @@ async def _chat(request: web.Request, wire: str) -> web.StreamResponse:
     if delay:
         await asyncio.sleep(delay / 1000)
     resp = await _respond(request, wire, step, model, messages, body, stream)
-    call["completed"] = True
+    if not resp.prepared:  # send it here, so "completed" means fully sent to the client
+        await resp.prepare(request)
+        await resp.write_eof()
+    transport = request.transport
+    call["completed"] = transport is not None and not transport.is_closing()
     return resp
 
 
