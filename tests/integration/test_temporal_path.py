@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
 import time
 import uuid
 
@@ -107,12 +107,15 @@ async def test_workflow_list_finds_the_run_by_search_attribute(
     query = f"TokenHubMode='vote' AND WorkflowId='{rid}'"
     found: list[dict[str, object]] = []
     for _ in range(50):  # visibility is eventually consistent
-        out = subprocess.run(
-            [devserver.binary(), "workflow", "list", "--address",
-             temporal_address(temporal_env), "--query", query, "-o", "json"],
-            capture_output=True, text=True, timeout=30, check=True)
-        found = json.loads(out.stdout or "[]") if out.stdout.strip().startswith("[") else []
+        proc = await asyncio.create_subprocess_exec(
+            devserver.binary(), "workflow", "list", "--address",
+            temporal_address(temporal_env), "--query", query, "-o", "json",
+            stdout=asyncio.subprocess.PIPE)
+        stdout, _ = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0
+        text = stdout.decode().strip()
+        found = json.loads(text) if text.startswith("[") else []
         if found:
             break
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
     assert [w["execution"]["workflowId"] for w in found] == [rid]
