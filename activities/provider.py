@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -15,6 +17,25 @@ from shared.providers.base import ProviderAdapter
 
 CALL_MODEL = "call_model"
 AdapterLookup = Callable[[str], ProviderAdapter]
+T = TypeVar("T")
+
+
+async def _heartbeating(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` while heartbeating, so a call on a dead worker is retried elsewhere
+    after the heartbeat timeout instead of the (long) call timeout."""
+    timeout = activity.info().heartbeat_timeout
+    task = asyncio.ensure_future(coro)
+    if not timeout:
+        return await task
+    every = max(timeout.total_seconds() / 3, 0.1)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()
 
 
 class ProviderActivities:
@@ -31,7 +52,7 @@ class ProviderActivities:
         started = time.perf_counter()
         try:
             adapter = self._lookup(call.model.provider_id)
-            res = await attempt_once(adapter, call, timeout_s=self._timeout)
+            res = await _heartbeating(attempt_once(adapter, call, timeout_s=self._timeout))
         except NotFound as exc:
             raise ApplicationError(exc.message, {"status": None, "latency_ms": 0.0},
                                    type="fatal", non_retryable=True) from None

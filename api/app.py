@@ -24,6 +24,7 @@ from api.temporal import TemporalRunner, TemporalUnavailable
 from shared.config import Catalog, Settings, load_catalog, load_settings
 from shared.orchestration.ports import RecordBatch
 from shared.providers.registry import ProviderRegistry
+from shared.routing.retry import RetrySpec
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
@@ -45,8 +46,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     writer = RequestLogWriter(sessionmaker)
     await writer.start()
     registry = ProviderRegistry(catalog, settings)
+    retry = RetrySpec(attempt_timeout_s=settings.read_timeout_s,
+                      heartbeat_timeout_s=settings.temporal_heartbeat_timeout_s)
     state = AppState(settings=settings, catalog=catalog, registry=registry, log_writer=writer,
-                     metrics=metrics, sessionmaker=sessionmaker)
+                     metrics=metrics, sessionmaker=sessionmaker, retry=retry)
     app.state.tokenhub = state
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     app.state.dispatcher = Dispatcher(state, temporal)

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     temporal_connect_timeout_s: float = Field(default=2.0, gt=0)
     temporal_circuit_failures: int = Field(default=3, ge=1)
     temporal_circuit_cooldown_s: float = Field(default=10.0, gt=0)
+    temporal_heartbeat_timeout_s: float = Field(default=10.0, gt=0)
     temporal_local_activities: bool = False  # provider calls as local activities
     temporal_embedded_worker: bool = False  # a worker inside the gateway (eager start)
 

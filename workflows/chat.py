@@ -17,7 +17,7 @@ class ChatWorkflow:
     @workflow.run
     async def run(self, inp: ChatInput) -> ChatOutcome:
         try:
-            out = await run_chat(inp, TemporalEffects())
+            out = await run_chat(inp, TemporalEffects(inp.retry))
         except TokenHubError as err:
             attributes.upsert_outcome(status="error")
             raise to_application_error(err) from None

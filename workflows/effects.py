@@ -80,6 +80,7 @@ class TemporalEffects:
                 result = await workflow.execute_activity(
                     CALL_MODEL, call, result_type=ModelCallResult,
                     start_to_close_timeout=timeout, retry_policy=retry_policy(spec),
+                    heartbeat_timeout=timedelta(seconds=spec.heartbeat_timeout_s),
                     summary=f"{call.step}: {call.model.id}")
         except ActivityError as err:
             raise ModelCallFailed(_attempt_from_failure(call, err)) from None

@@ -17,7 +17,7 @@ class PlanWorkflow:
     @workflow.run
     async def run(self, inp: PlanInput) -> PlanOutcome:
         try:
-            out = await run_plan(inp, TemporalEffects())
+            out = await run_plan(inp, TemporalEffects(inp.retry))
         except TokenHubError as err:
             attributes.upsert_outcome(status="error")
             raise to_application_error(err) from None

@@ -32,7 +32,7 @@ async def chat(body: ChatBody, request: Request, state: StateDep, dispatcher: Di
     inp = prepare_chat(
         body, request_id=request_id, kind="stream" if body.request.stream else "chat",
         defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
-        max_attempts=state.settings.max_attempts,
+        max_attempts=state.settings.max_attempts, retry=state.retry,
         known_model=hint is None or state.known_model(hint),
         request_body=body.model_dump_json() if state.settings.log_bodies else None,
     )

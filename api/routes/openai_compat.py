@@ -79,7 +79,7 @@ async def chat_completions(body: CompletionsBody, state: StateDep, dispatcher: D
     inp = prepare_chat(
         chat, request_id=request_id, kind="stream" if body.stream else "completions",
         defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
-        max_attempts=state.settings.max_attempts,
+        max_attempts=state.settings.max_attempts, retry=state.retry,
         known_model=hint is None or state.known_model(hint),
         request_body=body.model_dump_json() if state.settings.log_bodies else None,
     )

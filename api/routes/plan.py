@@ -19,7 +19,7 @@ async def plan(body: PlanBody, state: StateDep, dispatcher: DispatcherDep,
     inp = prepare_plan(
         body, request_id=request_id, defaults=state.default_policy,
         ctx=state.routing_context(), rng=state.rng, max_attempts=state.settings.max_attempts,
-        known_model=state.known_model,
+        known_model=state.known_model, retry=state.retry,
         request_body=body.model_dump_json() if state.settings.log_bodies else None)
     outcome, executor = await dispatcher.run_plan(inp)
     content = {"request_id": outcome.request_id, "mode": outcome.mode, "executor": executor,

@@ -20,6 +20,7 @@ from shared.errors import AllProvidersFailed, TokenHubError
 from shared.orchestration.ports import Effects, ModelCall, ModelCallFailed, RecordBatch
 from shared.routing.engine import escalation_order
 from shared.routing.output import strip_think, validate_json_output
+from shared.routing.retry import RetrySpec
 from shared.routing.thompson import reward
 from shared.routing.types import Candidate, ResolvedPolicy
 
@@ -46,6 +47,7 @@ class ChatInput(BaseModel):
     output_format: OutputFormat | None = None
     size_bucket: SizeBucket = "small"
     max_attempts: int = 8
+    retry: RetrySpec = Field(default_factory=RetrySpec)
     api_key_id: str | None = None
     request_body: str | None = None  # only when TOKENHUB_LOG_BODIES is on
 

@@ -19,6 +19,7 @@ from shared.orchestration.chat import (
 )
 from shared.orchestration.ports import Effects, RecordBatch
 from shared.routing.output import validate_json_output
+from shared.routing.retry import RetrySpec
 from shared.routing.types import ResolvedPolicy
 
 
@@ -35,6 +36,7 @@ class PlanInput(BaseModel):
     policy: ResolvedPolicy
     size_bucket: SizeBucket = "small"
     max_attempts: int = 8
+    retry: RetrySpec = Field(default_factory=RetrySpec)
     api_key_id: str | None = None
     request_body: str | None = None
 

@@ -19,6 +19,7 @@ from shared.routing.engine import require_candidates, route
 from shared.routing.estimate import estimate_tokens, size_bucket
 from shared.routing.output import check_schema
 from shared.routing.policy import resolve_policy
+from shared.routing.retry import RetrySpec
 from shared.routing.types import ResolvedPolicy, RoutingContext, RoutingDecision
 
 
@@ -61,6 +62,7 @@ def prepare_chat(
     ctx: RoutingContext,
     rng: random.Random,
     max_attempts: int,
+    retry: RetrySpec | None = None,
     known_model: bool = True,
     api_key_id: str | None = None,
     request_body: str | None = None,
@@ -83,7 +85,8 @@ def prepare_chat(
         request_id=request_id, kind=kind, messages=wire_messages(clean), parameters=params,
         route=Route(candidates=decision.candidates, reason=decision.reason), policy=policy,
         output_format=fmt, size_bucket=size_bucket(decision.estimated_input_tokens),
-        max_attempts=max_attempts, api_key_id=api_key_id, request_body=request_body,
+        max_attempts=max_attempts, retry=retry or RetrySpec(), api_key_id=api_key_id,
+        request_body=request_body,
     )
 
 
@@ -100,6 +103,7 @@ def prepare_plan(
     rng: random.Random,
     max_attempts: int,
     known_model: Callable[[str], bool],
+    retry: RetrySpec | None = None,
     api_key_id: str | None = None,
     request_body: str | None = None,
 ) -> PlanInput:
@@ -134,4 +138,4 @@ def prepare_plan(
         voters=orch.voters, return_plan_only=orch.return_plan_only,
         output_schema=output_schema, policy=policy,
         size_bucket=size_bucket(primary.estimated_input_tokens), max_attempts=max_attempts,
-        api_key_id=api_key_id, request_body=request_body)
+        retry=retry or RetrySpec(), api_key_id=api_key_id, request_body=request_body)

@@ -21,6 +21,7 @@ class RetrySpec:
     max_backoff_s: float = 2.0
     jitter: float = 0.2  # ± fraction of each delay (local path; Temporal adds none)
     attempt_timeout_s: float = 120.0  # one provider call
+    heartbeat_timeout_s: float = 10.0  # workflow path: a dead worker's call is retried after
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Delay before retry ``retry_number`` (1 = first retry)."""

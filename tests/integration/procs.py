@@ -1,0 +1,50 @@
+"""Processes the fault tests kill: a `tokenhub worker` and a Temporal dev server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from worker import devserver
+
+
+def wait_port(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"port {port} did not open")
+
+
+def start_worker(*, config: Path, data_dir: Path, address: str, queue: str,
+                 log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TOKENHUB_CONFIG": str(config), "TOKENHUB_DATA_DIR": str(data_dir),
+           "TOKENHUB_TEMPORAL_ADDRESS": address, "TOKENHUB_TEMPORAL_TASK_QUEUE": queue,
+           "TOKENHUB_TEMPORAL_HEARTBEAT_TIMEOUT_S": "2", "TOKENHUB_LOG_LEVEL": "WARNING"}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "api", "worker"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_devserver(port: int, db_file: Path, log: Path) -> subprocess.Popen[bytes]:
+    cmd = devserver.command(ip="127.0.0.1", port=port, ui_port=None, db_file=db_file)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    wait_port(port)
+    return proc
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the whole process group (no graceful shutdown)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
