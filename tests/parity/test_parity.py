@@ -1,0 +1,121 @@
+"""One orchestration, two runtimes: the same scenarios through LocalEffects and through
+Temporal (real dev server, real activities), against the same fake provider, must give
+equal results and equal provider-call counts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from temporalio.testing import WorkflowEnvironment
+
+from shared.config import Settings, load_catalog
+from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
+from shared.orchestration.local import LocalEffects
+from shared.orchestration.plan import PlanInput, PlanOutcome, run_plan
+from shared.orchestration.ports import RecordBatch
+from shared.providers.registry import ProviderRegistry
+from shared.routing.retry import RetrySpec
+from shared.routing.types import ResolvedPolicy
+from tests.factories import route, spec
+from tests.fake_provider import FakeProvider
+from worker.main import build_worker
+
+pytestmark = pytest.mark.temporal
+FAST = RetrySpec(initial_backoff_s=0.01, max_backoff_s=0.02, jitter=0)
+
+SMALL = spec("small", "fake-openai", upstream="small-up", ctx=4096)
+MEDIUM = spec("medium", "fake-vllm", upstream="medium-up", ctx=16000)
+CLAUDE = spec("claude", "fake-anthropic", upstream="claude-up", ctx=200000)
+
+
+def chat(*steps: tuple[str, list[dict[str, Any]]]) -> tuple[ChatInput, list[Any]]:
+    inp = ChatInput(request_id="", messages=[{"role": "user", "content": "parity"}],
+                    route=route(SMALL, MEDIUM, CLAUDE), policy=ResolvedPolicy(), retry=FAST)
+    return inp, list(steps)
+
+
+def plan(mode: str, **kw: Any) -> tuple[PlanInput, list[Any]]:
+    inp = PlanInput(request_id="", mode=mode, messages=[{"role": "user", "content": "parity"}],
+                    primary=route(SMALL, MEDIUM, CLAUDE), review=route(CLAUDE, MEDIUM),
+                    policy=ResolvedPolicy(), retry=FAST, **kw)
+    return inp, []
+
+
+SCENARIOS = {
+    "chat-ok": chat(),
+    "chat-5xx-retried": chat(("small-up", [{"status": 500}, {"status": 502}])),
+    "chat-429-failover": chat(("small-up", [{"status": 429, "retry_after": 0}])),
+    "chat-context-escalation": chat(("small-up", [{"kind": "context_overflow"}])),
+    "chat-fatal-then-transient": chat(("small-up", [{"status": 401}]),
+                                      ("medium-up", [{"status": 503}] * 3)),
+    "plan-adversarial": plan("adversarial", iterations=2),
+    "plan-vote": plan("vote", voters=3),
+    "plan-refine": plan("refine", iterations=2),
+    "plan-planning": plan("planning"),
+}
+
+
+@pytest.fixture
+async def registry(fake: FakeProvider, config_file: Path) -> AsyncIterator[ProviderRegistry]:
+    settings = Settings(_env_file=None, config=config_file)  # type: ignore[call-arg]
+    reg = ProviderRegistry(load_catalog(settings), settings)
+    yield reg
+    await reg.aclose()
+
+
+def _normalise(out: BaseModel) -> dict[str, Any]:
+    data = out.model_dump(mode="json", exclude={"request_id"})
+    for a in data["attempts"]:
+        a.pop("latency_ms")
+    return data
+
+
+async def _noop(_: RecordBatch) -> None:
+    return None
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_local_and_temporal_agree(name: str, fake: FakeProvider,
+                                        registry: ProviderRegistry,
+                                        temporal_env: WorkflowEnvironment) -> None:
+    template, steps = SCENARIOS[name]
+    is_chat = isinstance(template, ChatInput)
+    results, counts = [], []
+    records: list[RecordBatch] = []
+
+    async def keep(batch: RecordBatch) -> None:
+        records.append(batch)
+
+    for runtime in ("local", "temporal"):
+        fake.reset()
+        for model, script in steps:
+            fake.script(model, script)
+        inp = template.model_copy(update={"request_id": f"{name}-{uuid.uuid4().hex}"})
+        if runtime == "local":
+            fx = LocalEffects(adapters=registry.get, recorder=keep, retry=FAST)
+            out: BaseModel = await (run_chat(inp, fx) if is_chat  # type: ignore[arg-type]
+                                    else run_plan(inp, fx))  # type: ignore[arg-type]
+        else:
+            queue = f"parity-{uuid.uuid4().hex[:8]}"
+            async with build_worker(temporal_env.client, task_queue=queue,
+                                    lookup=registry.get, writer=keep, attempt_timeout_s=30):
+                out = await temporal_env.client.execute_workflow(
+                    "ChatWorkflow" if is_chat else "PlanWorkflow", inp, id=inp.request_id,
+                    task_queue=queue, result_type=ChatOutcome if is_chat else PlanOutcome)
+        results.append(_normalise(out))
+        counts.append(sorted((c["model"], c["completed"]) for c in fake.calls()))
+    assert results[0] == results[1]
+    assert counts[0] == counts[1]
+    assert len(records) == 2
+    assert _record(records[0]) == _record(records[1])
+
+
+def _record(batch: RecordBatch) -> dict[str, Any]:
+    return batch.record.model_dump(mode="json", include={
+        "kind", "mode", "model", "provider", "input_tokens", "output_tokens", "status",
+        "http_status", "error_class"})
