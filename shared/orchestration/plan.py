@@ -60,13 +60,33 @@ class _Run:
         self.attempts: list[Attempt] = []
         self.steps: list[StepResult] = []
 
-    async def step(self, route: Route, messages: list[dict[str, Any]], label: str) -> StepResult:
+    async def step(self, route: Route, messages: list[dict[str, Any]], label: str,
+                   attempts: list[Attempt] | None = None) -> StepResult:
         res = await complete_with_failover(
             self.fx, request_id=self.inp.request_id, route=route, messages=messages,
             parameters={}, policy=self.inp.policy, max_attempts=self.inp.max_attempts,
-            step=label, attempts=self.attempts)
-        self.steps.append(res)
+            step=label, attempts=self.attempts if attempts is None else attempts)
+        if attempts is None:
+            self.steps.append(res)
         return res
+
+    async def parallel(self, calls: list[tuple[Route, list[dict[str, Any]], str]]
+                       ) -> list[StepResult | AllProvidersFailed]:
+        """Run steps concurrently; attempts are kept in call order (deterministic)."""
+        logs: list[list[Attempt]] = [[] for _ in calls]
+        results = await asyncio.gather(
+            *(self.step(r, m, label, logs[i]) for i, (r, m, label) in enumerate(calls)),
+            return_exceptions=True)
+        out: list[StepResult | AllProvidersFailed] = []
+        for log, res in zip(logs, results, strict=True):
+            self.attempts.extend(log)
+            if isinstance(res, StepResult):
+                self.steps.append(res)
+            if isinstance(res, StepResult | AllProvidersFailed):
+                out.append(res)
+            else:
+                raise res
+        return out
 
 
 def rotated(route: Route, i: int) -> Route:
@@ -100,13 +120,9 @@ async def _adversarial(run: _Run) -> dict[str, Any]:
 
 async def _vote(run: _Run) -> dict[str, Any]:
     inp = run.inp
-    results = await asyncio.gather(
-        *(run.step(rotated(inp.primary, i), inp.messages, f"voter-{i + 1}")
-          for i in range(inp.voters)), return_exceptions=True)
+    results = await run.parallel([(rotated(inp.primary, i), inp.messages, f"voter-{i + 1}")
+                                  for i in range(inp.voters)])
     drafts = [r for r in results if isinstance(r, StepResult)]
-    for r in results:
-        if isinstance(r, BaseException) and not isinstance(r, AllProvidersFailed):
-            raise r
     if not drafts:
         raise AllProvidersFailed("every voter failed",
                                  details={"attempts": [a.model_dump() for a in run.attempts]})
