@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.background import routing_upkeep
 from api.dispatch import Dispatcher
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
@@ -42,7 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await migrate(url)
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
-    metrics = Metrics()
+    metrics: Metrics = app.state.metrics
     writer = RequestLogWriter(sessionmaker)
     await writer.start()
     registry = ProviderRegistry(catalog, settings)
@@ -54,12 +55,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     app.state.dispatcher = Dispatcher(state, temporal)
     worker_task = await _start_embedded_worker(state, temporal)
+    upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     log.info("gateway ready: %d provider(s), %d model(s), temporal %s",
              len(catalog.providers), len(catalog.models),
              "on" if temporal else "off")
     try:
         yield
     finally:
+        upkeep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upkeep
         if worker_task is not None:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -102,5 +107,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_error_handlers(app)
     for module in (chat, openai_compat, plan, health):
         app.include_router(module.router)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.state.metrics = Metrics()
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
+                       metrics=app.state.metrics)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import orjson
@@ -10,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from shared.telemetry.metrics import Metrics
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -25,9 +27,11 @@ class _BodyTooLarge(HTTPException):
 class RequestContextMiddleware:
     """Assign the request id (``X-Request-ID`` if valid, else new), echo it, cap body size."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int,
+                 metrics: Metrics | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,6 +56,8 @@ class RequestContextMiddleware:
 
         received = 0
         started = False
+        status = 500
+        t0 = time.perf_counter()
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -63,9 +69,10 @@ class RequestContextMiddleware:
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
                 headers.append(rid_header)
                 message["headers"] = headers
@@ -75,7 +82,14 @@ class RequestContextMiddleware:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
             if not started:
+                status = 413
                 await self._too_large(send, rid)
+        finally:
+            if self.metrics is not None:
+                route = scope.get("route")
+                name = getattr(route, "path", None) or "unmatched"
+                self.metrics.requests.labels(name, str(status)).inc()
+                self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
 
     async def _too_large(self, send: Send, rid: str) -> None:
         body = orjson.dumps(error_body(

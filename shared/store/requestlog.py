@@ -40,6 +40,7 @@ class RequestLogWriter:
         self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
         self._overflow: set[asyncio.Task[None]] = set()
+        self._inflight: list[Item] = []  # taken from the queue, not yet committed
         self.failed_rows = 0
 
     async def start(self) -> None:
@@ -76,21 +77,23 @@ class RequestLogWriter:
         await self.flush()
 
     def _drain(self) -> list[Item]:
-        items: list[Item] = []
+        items, self._inflight = self._inflight, []
         while not self._queue.empty():
             items.append(self._queue.get_nowait())
         return items
 
     async def _loop(self) -> None:
         while True:
-            first = await self._queue.get()
+            self._inflight = [await self._queue.get()]
             await asyncio.sleep(self._interval)
-            items = [first]
-            while len(items) < self._batch * 10 and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            await self._write(items)
+            while len(self._inflight) < self._batch * 10 and not self._queue.empty():
+                self._inflight.append(self._queue.get_nowait())
+            await self._write(self._inflight)
+            self._inflight = []
 
     async def _write(self, items: list[Item], *, raise_errors: bool = False) -> None:
+        if not items:
+            return
         requests = [_request_row(r) for r, _ in items]
         rewards = [w.model_dump(mode="python") for _, ws in items for w in ws]
         try:

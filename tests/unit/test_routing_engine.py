@@ -179,3 +179,18 @@ def test_properties(models: list[ModelSpec], mode: str, tokens: int, budget: flo
 
 def test_beta_posterior_default() -> None:
     assert BetaPosterior() == BetaPosterior(1.0, 1.0)
+
+
+def test_simulation_ranks_without_calling_anyone() -> None:
+    from shared.contracts import ChatBody
+    from shared.routing.simulate import simulate
+
+    body = ChatBody.model_validate({"request": {"messages": [
+        {"role": "user", "content": "@@tokenhub mode=high_confidence\nhi"}]},
+        "policy": {"max_budget_usd": 0.002}})
+    out = simulate(body, defaults=ResolvedPolicy(), ctx=RoutingContext(models=MODELS, now=0),
+                   rng=random.Random(1))
+    assert out["policy"]["mode"] == "high_confidence"
+    assert [c["model"] for c in out["candidates"]] == ["mid", "cheap"]
+    assert out["excluded"] == [{"model_id": "heavy", "reason": out["excluded"][0]["reason"]}]
+    assert "budget" in out["excluded"][0]["reason"]
