@@ -48,7 +48,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await writer.start()
     registry = ProviderRegistry(catalog, settings)
     retry = RetrySpec(attempt_timeout_s=settings.read_timeout_s,
-                      heartbeat_timeout_s=settings.temporal_heartbeat_timeout_s)
+                      heartbeat_timeout_s=settings.temporal_heartbeat_timeout_s,
+                      local_activities=settings.temporal_local_activities)
     state = AppState(settings=settings, catalog=catalog, registry=registry, log_writer=writer,
                      metrics=metrics, sessionmaker=sessionmaker, retry=retry)
     app.state.tokenhub = state

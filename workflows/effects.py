@@ -59,9 +59,9 @@ def _attempt_from_failure(call: ModelCall, err: ActivityError) -> Attempt:
 
 
 class TemporalEffects:
-    def __init__(self, retry: RetrySpec | None = None, *, local_calls: bool = False) -> None:
+    def __init__(self, retry: RetrySpec | None = None) -> None:
         self._retry = retry or RetrySpec()
-        self._local_calls = local_calls
+        self._local_calls = self._retry.local_activities
 
     def now(self) -> datetime:
         return workflow.now()

@@ -22,6 +22,7 @@ class RetrySpec:
     jitter: float = 0.2  # ± fraction of each delay (local path; Temporal adds none)
     attempt_timeout_s: float = 120.0  # one provider call
     heartbeat_timeout_s: float = 10.0  # workflow path: a dead worker's call is retried after
+    local_activities: bool = False  # workflow path: provider calls as local activities
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Delay before retry ``retry_number`` (1 = first retry)."""
