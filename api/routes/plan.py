@@ -27,7 +27,9 @@ async def plan(body: PlanBody, state: StateDep, dispatcher: DispatcherDep,
                "usage": {"prompt_tokens": outcome.input_tokens,
                          "completion_tokens": outcome.output_tokens},
                "attempts": [a.model_dump(mode="json") for a in outcome.attempts]}
-    primary = outcome.models[0] if outcome.models else ""
-    return JSONResponse(content, headers={"X-TokenHub-Executor": executor,
-                                          "X-TokenHub-Model": primary,
-                                          "X-TokenHub-Cost-USD": f"{outcome.cost_usd:.8f}"})
+    first_ok = next((a for a in outcome.attempts if a.outcome == "ok"), None)
+    return JSONResponse(content, headers={
+        "X-TokenHub-Executor": executor,
+        "X-TokenHub-Model": first_ok.model if first_ok else "",
+        "X-TokenHub-Provider": first_ok.provider if first_ok else "",
+        "X-TokenHub-Cost-USD": f"{outcome.cost_usd:.8f}"})

@@ -1,0 +1,61 @@
+"""/v1/plan on the local runtime (TOKENHUB_TEMPORAL_ENABLED=false), and output shaping."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.fake_provider import FakeProvider
+
+TASK = {"messages": [{"role": "user", "content": "design a cache"}]}
+
+
+def test_vote_runs_voters_in_parallel(client: httpx.Client, fake: FakeProvider) -> None:
+    for m in ("small-up", "medium-up", "claude-up", "large-up"):
+        fake.script(m, [{"delay_ms": 300}])
+    t0 = time.perf_counter()
+    r = client.post("/v1/plan", json={"request": TASK,
+                                      "orchestration": {"mode": "vote", "voters": 3}})
+    wall = time.perf_counter() - t0
+    assert r.status_code == 200, r.text
+    assert r.headers["x-tokenhub-executor"] == "local"
+    data = r.json()
+    assert len(data["responses"]) == 3 and data["judge"]
+    assert wall < 0.9 + 0.3  # 3 parallel voters + judge; serial would be ≥ 1.2 s
+
+
+def test_refine_and_planning(client: httpx.Client, fake: FakeProvider) -> None:
+    r = client.post("/v1/plan", json={"request": TASK,
+                                      "orchestration": {"mode": "refine", "iterations": 2}})
+    assert r.status_code == 200
+    assert set(r.json()) >= {"refined_response", "iterations", "model"}
+    assert fake.count() == 3
+    r = client.post("/v1/plan", json={"request": TASK, "orchestration": {"mode": "planning"}})
+    assert r.status_code == 200 and r.json()["plan"]
+
+
+def test_plan_bad_input(client: httpx.Client) -> None:
+    r = client.post("/v1/plan", json={"request": TASK,
+                                      "orchestration": {"mode": "adversarial",
+                                                        "iterations": 11}})
+    assert r.status_code == 400 and "iterations" in r.json()["error"]["message"]
+    r = client.post("/v1/plan", json={"request": TASK,
+                                      "orchestration": {"primary_model_id": "ghost"}})
+    assert r.status_code == 404
+
+
+def test_output_schema_422_and_strip_think(client: httpx.Client, fake: FakeProvider) -> None:
+    schema = {"type": "object", "required": ["answer"]}
+    fake.script("small-up", [{"content": "not json"}])
+    r = client.post("/v1/chat", json={"request": {**TASK, "model_hint": "small"},
+                                      "output_format": {"type": "json", "schema": schema}})
+    assert r.status_code == 422
+    assert r.json()["error"]["type"] == "output_validation_failed"
+    fake.script("small-up", [{"content": '<think>hmm</think>{"answer": 42}'}])
+    r = client.post("/v1/chat", json={"request": {**TASK, "model_hint": "small"},
+                                      "output_format": {"type": "json", "schema": schema,
+                                                        "strip_think": True}})
+    assert r.status_code == 200, r.text
+    assert r.json()["response"]["parsed"] == {"answer": 42}
+    assert r.json()["response"]["message"]["content"] == '{"answer": 42}'
