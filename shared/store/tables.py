@@ -112,3 +112,7 @@ class RewardRow(Base):
     success: Mapped[bool] = mapped_column(Boolean)
     cost_usd: Mapped[float] = mapped_column(Float, default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0)
+
+
+# The security tables live with the security code but share this metadata (and migrations).
+from shared.security import tables as _security_tables  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Security: credential vault, client API keys, rate limits, audit log, redaction."""

@@ -1,0 +1,77 @@
+"""Keep secrets out of logs, errors and stored rows."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+MASK = "***"
+_PATTERNS = [
+    re.compile(r"thk_[A-Za-z0-9_\-]{8,}"),  # our client keys
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}"),  # Anthropic
+    re.compile(r"sk-[A-Za-z0-9_\-]{6,}"),  # OpenAI-style
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{6,}"),
+    re.compile(r"(?i)((?:authorization|x-api-key|api[_-]?key|password|token)"
+               r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
+]
+SECRET_HEADERS = {"authorization", "x-api-key", "proxy-authorization", "cookie"}
+
+
+class SecretRegistry:
+    """Exact secret strings known at runtime (admin token, provider keys, passwords)."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 6:
+            self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        for s in sorted(self._secrets, key=len, reverse=True):
+            if s in text:
+                text = text.replace(s, MASK)
+        return redact_text(text)
+
+
+def redact_text(text: str) -> str:
+    for pat in _PATTERNS:
+        text = pat.sub(lambda m: (m.group(1) if m.groups() else "") + MASK, text)
+    return text
+
+
+def redact_value(value: Any) -> Any:
+    """Redact strings inside dicts/lists; drop values of secret-looking keys."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: (MASK if any(w in str(k).lower() for w in
+                                ("key", "secret", "password", "token", "authorization"))
+                    and v else redact_value(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: (MASK if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every record's message (args merged) with secrets masked."""
+
+    def __init__(self, registry: SecretRegistry | None = None) -> None:
+        super().__init__()
+        self.registry = registry or SecretRegistry()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg = self.registry.redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = self.registry.redact(record.exc_text)
+        return True
