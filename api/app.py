@@ -14,18 +14,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from api.background import routing_upkeep
+from api.catalog import reload_catalog
 from api.dispatch import Dispatcher
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.routes import chat, health, openai_compat, plan
+from api.routes import admin_catalog, admin_security, chat, health, openai_compat, plan
+from api.security import SecurityState, build_security
 from api.state import AppState
 from api.temporal import TemporalRunner, TemporalUnavailable
 from shared.config import Catalog, Settings, load_catalog, load_settings
+from shared.errors import ConfigError, Unauthorized
 from shared.orchestration.ports import RecordBatch
 from shared.providers.registry import ProviderRegistry
 from shared.routing.retry import RetrySpec
+from shared.security.redact import SecretRegistry, install_redaction
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
@@ -53,6 +58,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = AppState(settings=settings, catalog=catalog, registry=registry, log_writer=writer,
                      metrics=metrics, sessionmaker=sessionmaker, retry=retry)
     app.state.tokenhub = state
+    sec = build_security(state, app.state.secret_registry)
+    app.state.security = sec
+    await _unlock_vault_from_env(state, sec)
+    await reload_catalog(state, sec)
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     app.state.dispatcher = Dispatcher(state, temporal)
     worker_task = await _start_embedded_worker(state, temporal)
@@ -70,9 +79,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker_task
+        for task in list(state.background):
+            task.cancel()
+        await asyncio.gather(*state.background, return_exceptions=True)
         await writer.aclose()
-        await registry.aclose()
+        await state.registry.aclose()
         await engine.dispose()
+
+
+async def _unlock_vault_from_env(state: AppState, sec: SecurityState) -> None:
+    pw = state.settings.vault_password
+    if pw is None:
+        state.metrics.vault_unlocked.set(0)
+        return
+    try:
+        await sec.vault.unlock(pw.get_secret_value())
+    except Unauthorized:
+        raise ConfigError("TOKENHUB_VAULT_PASSWORD: wrong vault password") from None
+    state.metrics.vault_unlocked.set(1)
 
 
 async def _start_embedded_worker(state: AppState, temporal: TemporalRunner | None
@@ -91,7 +115,7 @@ async def _start_embedded_worker(state: AppState, temporal: TemporalRunner | Non
         await state.log_writer.write_now(batch.record, batch.rewards)
 
     worker = build_worker(client, task_queue=state.settings.temporal_task_queue,
-                          lookup=state.registry.get, writer=write,
+                          lookup=lambda pid: state.registry.get(pid), writer=write,
                           attempt_timeout_s=state.retry.attempt_timeout_s)
     temporal.eager = True
     return asyncio.create_task(worker.run(), name="embedded-temporal-worker")
@@ -105,9 +129,23 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                   docs_url="/docs", redoc_url=None)
     app.state.settings = settings
     app.state.catalog = catalog
+    registry = SecretRegistry()
+    for secret in (settings.admin_token, settings.vault_password, settings.api_key_pepper,
+                   settings.openai_api_key, settings.anthropic_api_key):
+        registry.add(secret.get_secret_value() if secret else None)
+    for p in catalog.providers:
+        registry.add(p.resolve_key())
+    install_redaction(registry)
+    app.state.secret_registry = registry
     install_error_handlers(app)
-    for module in (chat, openai_compat, plan, health):
+    for module in (chat, openai_compat, plan, health, admin_security, admin_catalog):
         app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+                           allow_headers=["authorization", "content-type", "x-request-id"],
+                           expose_headers=["x-request-id", "x-tokenhub-model",
+                                           "x-tokenhub-provider", "x-tokenhub-executor"])
     app.state.metrics = Metrics()
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        metrics=app.state.metrics)

@@ -33,7 +33,8 @@ class Dispatcher:
     def __init__(self, state: AppState, temporal: TemporalRunner | None = None) -> None:
         self.state = state
         self.temporal = temporal
-        self.local = LocalEffects(adapters=state.registry.get, recorder=self._record,
+        self.local = LocalEffects(adapters=lambda pid: state.registry.get(pid),
+                                  recorder=self._record,
                                   retry=state.retry, rng=state.rng)
         s = state.settings
         metrics = state.metrics

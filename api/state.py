@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass, field
@@ -45,10 +46,15 @@ class AppState:
     health: HealthBook = field(default_factory=HealthBook)
     posteriors: PosteriorBook = field(default_factory=PosteriorBook)
     rng: random.Random = field(default_factory=random.Random)
+    vault_keys: dict[str, str] = field(default_factory=dict)  # dropped on lock
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    base_catalog: Catalog | None = None  # file + env, before DB definitions
     _specs: list[ModelSpec] = field(default_factory=list)
     _aliases: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.base_catalog is None:
+            self.base_catalog = self.catalog
         self.set_catalog(self.catalog)
 
     def set_catalog(self, catalog: Catalog) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from starlette.responses import StreamingResponse
 
+from api.security import Budget
 from api.state import AppState
 from shared.contracts import Attempt, RequestRecord, StreamChunk, Usage
 from shared.errors import AllProvidersFailed, ProviderError
@@ -84,7 +85,7 @@ def _chunk_event(inp: ChatInput, model: str, created: int, chunk: StreamChunk,
 
 
 async def _events(state: AppState, inp: ChatInput, opened: OpenedStream,
-                  include_usage: bool) -> AsyncIterator[bytes]:
+                  include_usage: bool, budget: Budget | None) -> AsyncIterator[bytes]:
     model = opened.cand.model
     created = int(time.time())
     usage = Usage()
@@ -104,7 +105,9 @@ async def _events(state: AppState, inp: ChatInput, opened: OpenedStream,
         yield _sse({"error": {"type": "upstream_stream_error", "message": err.message,
                               "request_id": inp.request_id}})
     finally:
-        _finish(state, inp, opened, usage, error)
+        cost = _finish(state, inp, opened, usage, error)
+        if budget is not None:
+            await budget.settle(cost)
         aclose = getattr(opened.it, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -119,7 +122,7 @@ async def _events(state: AppState, inp: ChatInput, opened: OpenedStream,
 
 
 def _finish(state: AppState, inp: ChatInput, opened: OpenedStream, usage: Usage,
-            error: ProviderError | None) -> None:
+            error: ProviderError | None) -> float:
     model = opened.cand.model
     latency = (time.perf_counter() - opened.started) * 1000
     cost = model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
@@ -145,15 +148,21 @@ def _finish(state: AppState, inp: ChatInput, opened: OpenedStream, usage: Usage,
         state.metrics.tokens.labels(model.id, "input").inc(usage.prompt_tokens)
         state.metrics.tokens.labels(model.id, "output").inc(usage.completion_tokens)
         state.metrics.cost.labels(model.id).inc(cost)
+    return cost
 
 
-async def native_stream(state: AppState, inp: ChatInput,
-                        include_usage: bool = True) -> StreamingResponse:
+async def native_stream(state: AppState, inp: ChatInput, include_usage: bool = True,
+                        budget: Budget | None = None) -> StreamingResponse:
     """Open the stream (failover before the first byte) and return the SSE response."""
-    opened = await open_stream(state, inp)
+    try:
+        opened = await open_stream(state, inp)
+    except BaseException:
+        if budget is not None:
+            await budget.settle(0.0)
+        raise
     model = opened.cand.model
     headers = {"X-TokenHub-Model": model.id, "X-TokenHub-Provider": model.provider_id,
                "X-TokenHub-Executor": "local", "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(state, inp, opened, include_usage),
+    return StreamingResponse(_events(state, inp, opened, include_usage, budget),
                              media_type="text/event-stream", headers=headers)

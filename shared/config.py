@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     default_min_weight: float = Field(default=0.0, ge=0, le=10)
     max_attempts: int = Field(default=8, ge=1)
 
+    # Security (SPEC §6).
+    admin_token: SecretStr | None = None  # unset: generated and printed once at startup
+    require_api_key: bool | None = None  # unset: required except in development
+    api_key_pepper: SecretStr | None = None  # unset: generated once into the data dir
+    vault_password: SecretStr | None = None  # unlocks the vault at start (headless runs)
+    vault_autolock_minutes: float | None = Field(default=30.0, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rate_limit_rps: float = Field(default=60.0, gt=0)
+    rate_limit_burst: float = Field(default=120.0, gt=0)
+    admin_rate_limit_rps: float = Field(default=30.0, gt=0)
+    admin_rate_limit_burst: float = Field(default=60.0, gt=0)
+
     # Temporal (workflow-first execution, SPEC §2).
     temporal_enabled: bool = True
     temporal_address: str = "127.0.0.1:7233"
@@ -79,7 +92,7 @@ class Settings(BaseSettings):
     temporal_local_activities: bool = False  # provider calls as local activities
     temporal_embedded_worker: bool = False  # a worker inside the gateway (eager start)
 
-    @field_validator("vllm_endpoints", mode="before")
+    @field_validator("vllm_endpoints", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_endpoints(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -92,6 +105,21 @@ class Settings(BaseSettings):
         if isinstance(v, str) and v not in MODES:
             raise ValueError(f"must be one of {', '.join(MODES)}")
         return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for c in v:
+            ipaddress.ip_network(c, strict=False)  # ValueError names the bad entry
+        return v
+
+    @property
+    def api_keys_required(self) -> bool:
+        if self.require_api_key is not None:
+            return self.require_api_key
+        return self.env != "development"
 
     @property
     def effective_database_url(self) -> str:
@@ -138,6 +166,7 @@ class ProviderConfig(BaseModel):
     enabled: bool = True
     timeout_s: float | None = Field(default=None, gt=0)
     anthropic_version: str = "2023-06-01"
+    uses_vault: bool = False  # the key is in the credential vault (admin API)
 
     @model_validator(mode="after")
     def _urls(self) -> ProviderConfig:

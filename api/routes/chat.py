@@ -6,13 +6,26 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api.deps import DispatcherDep, RequestIdDep, StateDep
+from api.dispatch import Dispatcher
 from api.responses import JSONResponse
+from api.security import Budget, ChatClient
 from api.streaming import native_stream
-from shared.contracts import ChatBody, ChatResponse
-from shared.orchestration.chat import ChatOutcome
+from shared.contracts import ChatBody, ChatResponse, Executor
+from shared.orchestration.chat import ChatInput, ChatOutcome
 from shared.orchestration.prepare import prepare_chat
 
 router = APIRouter(tags=["chat"])
+
+
+async def run_charged(dispatcher: Dispatcher, inp: ChatInput, budget: Budget
+                      ) -> tuple[ChatOutcome, Executor]:
+    try:
+        outcome, executor = await dispatcher.run_chat(inp)
+    except BaseException:
+        await budget.settle(0.0)
+        raise
+    await budget.settle(outcome.response.cost_usd)
+    return outcome, executor
 
 
 def routing_headers(outcome: ChatOutcome, executor: str) -> dict[str, str]:
@@ -27,7 +40,7 @@ def routing_headers(outcome: ChatOutcome, executor: str) -> dict[str, str]:
 
 @router.post("/v1/chat")
 async def chat(body: ChatBody, request: Request, state: StateDep, dispatcher: DispatcherDep,
-               request_id: RequestIdDep) -> Response:
+               request_id: RequestIdDep, principal: ChatClient) -> Response:
     hint = body.request.model_hint
     inp = prepare_chat(
         body, request_id=request_id, kind="stream" if body.request.stream else "chat",
@@ -35,10 +48,13 @@ async def chat(body: ChatBody, request: Request, state: StateDep, dispatcher: Di
         max_attempts=state.settings.max_attempts, retry=state.retry,
         known_model=hint is None or state.known_model(hint),
         request_body=body.model_dump_json() if state.settings.log_bodies else None,
+        api_key_id=principal.key_id if principal else None,
     )
+    budget = Budget(request, principal)
+    await budget.reserve(inp.route.candidates[0].estimated_cost_usd)
     if body.request.stream:
-        return await native_stream(state, inp)
-    outcome, executor = await dispatcher.run_chat(inp)
+        return await native_stream(state, inp, budget=budget)
+    outcome, executor = await run_charged(dispatcher, inp, budget)
     resp = ChatResponse(executor=executor, **outcome.model_dump())
     return JSONResponse(resp.model_dump(mode="json"),
                         headers=routing_headers(outcome, executor))

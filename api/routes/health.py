@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.responses import Response
@@ -19,7 +19,7 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz")
-async def readyz(state: StateDep) -> Response:
+async def readyz(request: Request, state: StateDep) -> Response:
     checks: dict[str, str] = {}
     try:
         async with state.sessionmaker() as session:
@@ -28,6 +28,7 @@ async def readyz(state: StateDep) -> Response:
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure
         checks["database"] = f"error: {type(exc).__name__}"
     checks["providers"] = f"{len(state.catalog.providers)} configured"
+    checks["vault"] = await request.app.state.security.vault.state()
     ready = checks["database"] == "ok"
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from api.deps import DispatcherDep, RequestIdDep, StateDep
 from api.responses import JSONResponse
-from api.routes.chat import routing_headers
+from api.routes.chat import routing_headers, run_charged
+from api.security import Budget, ChatClient, ModelsClient
 from api.streaming import native_stream
 from shared.contracts import ChatBody, ChatRequest, Message, Parameters, Policy
 from shared.errors import BadRequest
@@ -72,8 +73,9 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: CompletionsBody, state: StateDep, dispatcher: DispatcherDep,
-                           request_id: RequestIdDep) -> Response:
+async def chat_completions(body: CompletionsBody, request: Request, state: StateDep,
+                           dispatcher: DispatcherDep, request_id: RequestIdDep,
+                           principal: ChatClient) -> Response:
     chat = body.to_chat_body()
     hint = chat.request.model_hint
     inp = prepare_chat(
@@ -82,16 +84,19 @@ async def chat_completions(body: CompletionsBody, state: StateDep, dispatcher: D
         max_attempts=state.settings.max_attempts, retry=state.retry,
         known_model=hint is None or state.known_model(hint),
         request_body=body.model_dump_json() if state.settings.log_bodies else None,
+        api_key_id=principal.key_id if principal else None,
     )
+    budget = Budget(request, principal)
+    await budget.reserve(inp.route.candidates[0].estimated_cost_usd)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
-        return await native_stream(state, inp, include_usage=include_usage)
-    outcome, executor = await dispatcher.run_chat(inp)
+        return await native_stream(state, inp, include_usage=include_usage, budget=budget)
+    outcome, executor = await run_charged(dispatcher, inp, budget)
     return JSONResponse(completion_object(outcome), headers=routing_headers(outcome, executor))
 
 
 @router.get("/v1/models")
-async def list_models(state: StateDep) -> Response:
+async def list_models(state: StateDep, _: ModelsClient) -> Response:
     created = 0
     data = [{"id": m.id, "object": "model", "created": created, "owned_by": m.provider}
             for m in state.catalog.models if m.enabled]

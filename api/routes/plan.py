@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api.deps import DispatcherDep, RequestIdDep, StateDep
 from api.responses import JSONResponse
+from api.security import Budget, PlanClient
 from shared.contracts import PlanBody
+from shared.orchestration.plan import PlanInput
 from shared.orchestration.prepare import prepare_plan
 
 router = APIRouter(tags=["plan"])
 
 
+def _calls(inp: PlanInput) -> int:
+    """Provider calls a plan run makes (for the budget estimate)."""
+    return {"adversarial": 1 + 2 * inp.iterations, "vote": inp.voters + 1,
+            "refine": 1 + inp.iterations, "planning": 1}[inp.mode]
+
+
 @router.post("/v1/plan")
-async def plan(body: PlanBody, state: StateDep, dispatcher: DispatcherDep,
-               request_id: RequestIdDep) -> Response:
+async def plan(body: PlanBody, request: Request, state: StateDep, dispatcher: DispatcherDep,
+               request_id: RequestIdDep, principal: PlanClient) -> Response:
     inp = prepare_plan(
         body, request_id=request_id, defaults=state.default_policy,
         ctx=state.routing_context(), rng=state.rng, max_attempts=state.settings.max_attempts,
         known_model=state.known_model, retry=state.retry,
-        request_body=body.model_dump_json() if state.settings.log_bodies else None)
-    outcome, executor = await dispatcher.run_plan(inp)
+        request_body=body.model_dump_json() if state.settings.log_bodies else None,
+        api_key_id=principal.key_id if principal else None)
+    budget = Budget(request, principal)
+    await budget.reserve(inp.primary.candidates[0].estimated_cost_usd * _calls(inp))
+    try:
+        outcome, executor = await dispatcher.run_plan(inp)
+    except BaseException:
+        await budget.settle(0.0)
+        raise
+    await budget.settle(outcome.cost_usd)
     content = {"request_id": outcome.request_id, "mode": outcome.mode, "executor": executor,
                **outcome.result, "models": outcome.models, "cost_usd": outcome.cost_usd,
                "usage": {"prompt_tokens": outcome.input_tokens,

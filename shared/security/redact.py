@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 MASK = "***"
@@ -75,3 +77,34 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = self.registry.redact(record.exc_text)
         return True
+
+
+class _RedactingFactory:
+    """A LogRecord factory that masks secrets as records are created, so every handler
+    (ours, uvicorn's, a test's capture) only ever sees redacted text."""
+
+    def __init__(self, base: Callable[..., logging.LogRecord]) -> None:
+        self.base = base
+        self.registries: weakref.WeakSet[SecretRegistry] = weakref.WeakSet()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.base(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return record
+        redacted = redact_text(message)
+        for reg in list(self.registries):
+            redacted = reg.redact(redacted)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return record
+
+
+def install_redaction(registry: SecretRegistry) -> None:
+    """Redact every log record of this process with ``registry`` (idempotent)."""
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, _RedactingFactory):
+        factory = _RedactingFactory(factory)
+        logging.setLogRecordFactory(factory)
+    factory.registries.add(registry)

@@ -16,7 +16,8 @@ from tests.support.server import ThreadedServer
 
 def gateway_settings(tmp_path: Path, config_file: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"config": config_file, "data_dir": tmp_path,
-                              "temporal_enabled": False, "env": "test"}
+                              "temporal_enabled": False, "env": "test",
+                              "require_api_key": False}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -35,7 +35,7 @@ def temporal_address(env: WorkflowEnvironment) -> str:
 
 def settings_for(tmp_path: Path, config_file: Path, address: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "config": config_file, "data_dir": tmp_path, "env": "test",
+        "config": config_file, "data_dir": tmp_path, "env": "test", "require_api_key": False,
         "temporal_enabled": True, "temporal_address": address,
         "temporal_task_queue": f"tq-{uuid.uuid4().hex[:10]}",
         "temporal_embedded_worker": True, "temporal_circuit_cooldown_s": 1.0,

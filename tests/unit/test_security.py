@@ -52,7 +52,8 @@ async def test_vault_round_trip_and_wrong_password(sm: async_sessionmaker[AsyncS
         await vault.unlock("wrong password!")
     await vault.unlock("correct horse battery")
     assert await vault.get_secret("openai") == SECRET
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("sec.db*"))
+    raw = await asyncio.to_thread(
+        lambda: b"".join(p.read_bytes() for p in tmp_path.glob("sec.db*")))
     assert SECRET.encode() not in raw  # never stored in plaintext
 
 

@@ -1,0 +1,168 @@
+"""Security wiring for the gateway: admin auth, client API keys, rate limits, vault.
+
+Dependencies (``AdminDep``, ``client(scope)``) run per route; the services live on
+``SecurityState``, built in the lifespan.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.state import AppState
+from shared.config import Settings
+from shared.errors import RateLimited, Unauthorized
+from shared.security.apikeys import ApiKeyService, Principal, Reservation
+from shared.security.audit import AuditLog
+from shared.security.ratelimit import TokenBuckets, client_ip, parse_networks
+from shared.security.redact import SecretRegistry
+from shared.security.vault import Vault
+
+log = logging.getLogger("tokenhub.security")
+
+
+def _persisted_secret(path: Path, *, announce: str | None = None) -> str:
+    """Read a generated secret, or create it (0600, exclusive: one winner across workers)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    if announce:  # printed once, to the terminal, never logged
+        print(announce.format(value=value, path=path), file=sys.stderr, flush=True)
+    return value
+
+
+@dataclass
+class SecurityState:
+    admin_token: str
+    apikeys: ApiKeyService
+    vault: Vault
+    audit: AuditLog
+    secrets: SecretRegistry
+    ip_limits: TokenBuckets
+    key_limits: TokenBuckets
+    admin_limits: TokenBuckets
+    trusted: list[object] = field(default_factory=list)
+
+
+def build_security(state: AppState, secrets_registry: SecretRegistry) -> SecurityState:
+    s: Settings = state.settings
+    if s.admin_token is not None:
+        admin = s.admin_token.get_secret_value()
+    else:
+        admin = _persisted_secret(
+            s.data_dir / "admin_token",
+            announce="TokenHub admin token (shown once; stored in {path}): {value}")
+    pepper = (s.api_key_pepper.get_secret_value() if s.api_key_pepper is not None
+              else _persisted_secret(s.data_dir / "api_key_pepper"))
+    secrets_registry.add(admin)
+    autolock = s.vault_autolock_minutes * 60 if s.vault_autolock_minutes else None
+    return SecurityState(
+        admin_token=admin, apikeys=ApiKeyService(state.sessionmaker, pepper=pepper.encode()),
+        vault=Vault(state.sessionmaker, autolock_s=autolock), audit=AuditLog(state.sessionmaker),
+        secrets=secrets_registry,
+        ip_limits=TokenBuckets(rate=s.rate_limit_rps, burst=s.rate_limit_burst, scope="client"),
+        key_limits=TokenBuckets(rate=s.rate_limit_rps, burst=s.rate_limit_burst,
+                                scope="API key"),
+        admin_limits=TokenBuckets(rate=s.admin_rate_limit_rps, burst=s.admin_rate_limit_burst,
+                                  scope="admin client"),
+        trusted=list(parse_networks(s.trusted_proxies)))
+
+
+def security_of(request: Request) -> SecurityState:
+    sec: SecurityState = request.app.state.security
+    return sec
+
+
+def request_ip(request: Request) -> str:
+    sec = security_of(request)
+    peer = request.client.host if request.client else None
+    return client_ip(peer, request.headers.get("x-forwarded-for"), sec.trusted)  # type: ignore[arg-type]
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+async def require_admin(request: Request) -> str:
+    """Bearer TOKENHUB_ADMIN_TOKEN, compared in constant time; returns the actor."""
+    sec = security_of(request)
+    ip = request_ip(request)
+    try:
+        sec.admin_limits.check(ip)
+    except RateLimited:
+        request.app.state.metrics.rate_limited.labels("admin").inc()
+        raise
+    token = _bearer(request) or ""
+    if not hmac.compare_digest(token.encode(), sec.admin_token.encode()):
+        raise Unauthorized("admin token required: Authorization: Bearer $TOKENHUB_ADMIN_TOKEN")
+    request.state.actor = "admin"
+    return "admin"
+
+
+AdminDep = Annotated[str, Depends(require_admin)]
+
+
+def client(scope: str) -> object:
+    """Dependency: per-IP limit, then (when keys are required) key auth, scope, per-key limit.
+    Returns the principal or None when keys are not required."""
+
+    async def dep(request: Request) -> Principal | None:
+        sec = security_of(request)
+        state: AppState = request.app.state.tokenhub
+        try:
+            sec.ip_limits.check(request_ip(request))
+        except RateLimited:
+            state.metrics.rate_limited.labels("ip").inc()
+            raise
+        token = _bearer(request)
+        if not state.settings.api_keys_required and not (token or "").startswith("thk_"):
+            return None  # keys optional: a foreign token (e.g. an SDK placeholder) is ignored
+        principal = await sec.apikeys.authenticate(token)
+        sec.apikeys.require_scope(principal, scope)
+        try:
+            sec.key_limits.check(principal.key_id)
+        except RateLimited:
+            state.metrics.rate_limited.labels("key").inc()
+            raise
+        request.state.api_key_id = principal.key_id
+        return principal
+
+    return Depends(dep)
+
+
+class Budget:
+    """Reserve the estimated cost before the provider call, charge the actual after."""
+
+    def __init__(self, request: Request, principal: Principal | None) -> None:
+        self._svc = security_of(request).apikeys
+        self._principal = principal
+        self._res: Reservation | None = None
+
+    async def reserve(self, estimated_usd: float) -> None:
+        if self._principal is not None:
+            self._res = await self._svc.reserve(self._principal, estimated_usd)
+
+    async def settle(self, actual_usd: float) -> None:
+        if self._res is not None:
+            await self._svc.settle(self._res, actual_usd)
+
+
+ChatClient = Annotated[Principal | None, client("chat")]
+PlanClient = Annotated[Principal | None, client("plan")]
+ModelsClient = Annotated[Principal | None, client("models")]

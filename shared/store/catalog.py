@@ -1,0 +1,73 @@
+"""Providers, models and aliases defined at runtime (admin API), persisted in the DB."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.config import AliasConfig, Catalog, ModelConfig, ProviderConfig
+from shared.store.tables import AliasRow, ModelRow, ProviderRow
+
+_PROVIDER_COLUMNS = {"id", "type", "base_url", "endpoints", "api_key_env", "enabled"}
+
+
+def _provider(row: ProviderRow) -> ProviderConfig:
+    return ProviderConfig.model_validate({
+        **(row.extra or {}), "id": row.id, "type": row.type, "base_url": row.base_url,
+        "endpoints": row.endpoints, "api_key_env": row.api_key_env, "enabled": row.enabled})
+
+
+def _model(row: ModelRow) -> ModelConfig:
+    return ModelConfig(id=row.id, provider=row.provider_id, upstream_model=row.upstream_model,
+                       weight=row.weight, max_context_tokens=row.max_context_tokens,
+                       input_per_1k=row.input_per_1k, output_per_1k=row.output_per_1k,
+                       enabled=row.enabled, aliases=list(row.aliases or []))
+
+
+async def load(session: AsyncSession) -> tuple[list[ProviderConfig], list[ModelConfig],
+                                               list[AliasConfig]]:
+    providers = [_provider(r) for r in (await session.scalars(select(ProviderRow))).all()]
+    models = [_model(r) for r in (await session.scalars(select(ModelRow))).all()]
+    aliases = [AliasConfig(id=r.id, targets=r.targets)
+               for r in (await session.scalars(select(AliasRow))).all()]
+    return providers, models, aliases
+
+
+def merge(base: Catalog, providers: list[ProviderConfig], models: list[ModelConfig],
+          aliases: list[AliasConfig]) -> Catalog:
+    """DB definitions override file/env ones with the same id."""
+    pmap = {p.id: p for p in base.providers} | {p.id: p for p in providers}
+    mmap = {m.id: m for m in base.models} | {m.id: m for m in models}
+    amap = {a.id: a for a in base.aliases} | {a.id: a for a in aliases}
+    return Catalog(providers=list(pmap.values()), models=list(mmap.values()),
+                   aliases=list(amap.values()))
+
+
+async def upsert_provider(session: AsyncSession, *, provider: ProviderConfig) -> None:
+    data = provider.model_dump(mode="json", exclude={"api_key"})
+    extra = {k: v for k, v in data.items() if k not in _PROVIDER_COLUMNS}
+    row = await session.get(ProviderRow, provider.id)
+    if row is None:
+        row = ProviderRow(id=provider.id)
+        session.add(row)
+    row.type, row.base_url, row.endpoints = provider.type, provider.base_url, provider.endpoints
+    row.api_key_env, row.enabled, row.extra = provider.api_key_env, provider.enabled, extra
+
+
+async def delete_provider(session: AsyncSession, *, provider_id: str) -> None:
+    await session.execute(delete(ProviderRow).where(ProviderRow.id == provider_id))
+
+
+async def upsert_model(session: AsyncSession, *, model: ModelConfig) -> None:
+    row = await session.get(ModelRow, model.id)
+    if row is None:
+        row = ModelRow(id=model.id)
+        session.add(row)
+    row.provider_id, row.upstream_model = model.provider, model.upstream_model
+    row.weight, row.max_context_tokens = model.weight, model.max_context_tokens
+    row.input_per_1k, row.output_per_1k = model.input_per_1k, model.output_per_1k
+    row.enabled, row.aliases = model.enabled, model.aliases
+
+
+async def delete_model(session: AsyncSession, *, model_id: str) -> None:
+    await session.execute(delete(ModelRow).where(ModelRow.id == model_id))
