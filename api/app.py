@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from api.background import routing_upkeep
+from api.background import routing_upkeep, vault_watch
 from api.catalog import reload_catalog
 from api.dispatch import Dispatcher
 from api.errors import install_error_handlers
@@ -66,15 +66,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.dispatcher = Dispatcher(state, temporal)
     worker_task = await _start_embedded_worker(state, temporal)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
+    watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
     log.info("gateway ready: %d provider(s), %d model(s), temporal %s",
              len(catalog.providers), len(catalog.models),
              "on" if temporal else "off")
     try:
         yield
     finally:
-        upkeep.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await upkeep
+        for task in (upkeep, watch):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        sec.vault.lock()  # key material dropped on shutdown
+        state.vault_keys.clear()
         if worker_task is not None:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -7,6 +7,8 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from api.catalog import reload_catalog
+from api.security import SecurityState
 from api.state import AppState
 from shared.store import repo
 
@@ -22,6 +24,16 @@ async def seed_stats(state: AppState, *, window: timedelta = timedelta(hours=1))
 async def refresh_posteriors(state: AppState) -> None:
     async with state.sessionmaker() as session:
         state.posteriors.refresh(await repo.reward_posteriors(session))
+
+
+async def vault_watch(state: AppState, sec: SecurityState, *, interval_s: float = 1.0) -> None:
+    """When the vault auto-locks, drop the decrypted provider keys it had released."""
+    while True:
+        await asyncio.sleep(interval_s)
+        if state.vault_keys and not sec.vault.is_unlocked:
+            log.warning("vault auto-locked: vault-backed providers are now ineligible")
+            await reload_catalog(state, sec)
+            state.metrics.vault_unlocked.set(0)
 
 
 async def routing_upkeep(state: AppState, *, interval_s: float = 30.0) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import BaseModel
 
 from api.state import AppState
 from shared.config import Settings
@@ -144,6 +145,14 @@ def client(scope: str) -> object:
         return principal
 
     return Depends(dep)
+
+
+def stored_body(request: Request, body: BaseModel) -> str | None:
+    """The request body for the request log (TOKENHUB_LOG_BODIES), secrets masked."""
+    state: AppState = request.app.state.tokenhub
+    if not state.settings.log_bodies:
+        return None
+    return security_of(request).secrets.redact(body.model_dump_json())
 
 
 class Budget:

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     require_api_key: bool | None = None  # unset: required except in development
     api_key_pepper: SecretStr | None = None  # unset: generated once into the data dir
     vault_password: SecretStr | None = None  # unlocks the vault at start (headless runs)
-    vault_autolock_minutes: float | None = Field(default=30.0, gt=0)
+    vault_autolock_minutes: float | None = Field(default=None, gt=0)  # unset: never
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     rate_limit_rps: float = Field(default=60.0, gt=0)

@@ -81,6 +81,14 @@ async def create_provider(body: ProviderBody, request: Request, state: StateDep,
     return JSONResponse(_public(state.catalog.provider(p.id) or p, state), status_code=201)
 
 
+@router.get("/providers/{provider_id}")
+async def get_provider(provider_id: str, state: StateDep, _: AdminDep) -> Response:
+    p = state.catalog.provider(provider_id)
+    if p is None:
+        raise NotFound(f"provider {provider_id!r} not found")
+    return JSONResponse(_public(p, state))
+
+
 @router.patch("/providers/{provider_id}")
 async def patch_provider(provider_id: str, body: ProviderBody, request: Request,
                          state: StateDep, _: AdminDep) -> Response:

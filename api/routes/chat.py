@@ -8,7 +8,7 @@ from starlette.responses import Response
 from api.deps import DispatcherDep, RequestIdDep, StateDep
 from api.dispatch import Dispatcher
 from api.responses import JSONResponse
-from api.security import Budget, ChatClient
+from api.security import Budget, ChatClient, stored_body
 from api.streaming import native_stream
 from shared.contracts import ChatBody, ChatResponse, Executor
 from shared.orchestration.chat import ChatInput, ChatOutcome
@@ -47,7 +47,7 @@ async def chat(body: ChatBody, request: Request, state: StateDep, dispatcher: Di
         defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
         max_attempts=state.settings.max_attempts, retry=state.retry,
         known_model=hint is None or state.known_model(hint),
-        request_body=body.model_dump_json() if state.settings.log_bodies else None,
+        request_body=stored_body(request, body),
         api_key_id=principal.key_id if principal else None,
     )
     budget = Budget(request, principal)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from api.deps import DispatcherDep, RequestIdDep, StateDep
 from api.responses import JSONResponse
 from api.routes.chat import routing_headers, run_charged
-from api.security import Budget, ChatClient, ModelsClient
+from api.security import Budget, ChatClient, ModelsClient, stored_body
 from api.streaming import native_stream
 from shared.contracts import ChatBody, ChatRequest, Message, Parameters, Policy
 from shared.errors import BadRequest
@@ -83,7 +83,7 @@ async def chat_completions(body: CompletionsBody, request: Request, state: State
         defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
         max_attempts=state.settings.max_attempts, retry=state.retry,
         known_model=hint is None or state.known_model(hint),
-        request_body=body.model_dump_json() if state.settings.log_bodies else None,
+        request_body=stored_body(request, body),
         api_key_id=principal.key_id if principal else None,
     )
     budget = Budget(request, principal)

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from api.deps import DispatcherDep, RequestIdDep, StateDep
 from api.responses import JSONResponse
-from api.security import Budget, PlanClient
+from api.security import Budget, PlanClient, stored_body
 from shared.contracts import PlanBody
 from shared.orchestration.plan import PlanInput
 from shared.orchestration.prepare import prepare_plan
@@ -28,7 +28,7 @@ async def plan(body: PlanBody, request: Request, state: StateDep, dispatcher: Di
         body, request_id=request_id, defaults=state.default_policy,
         ctx=state.routing_context(), rng=state.rng, max_attempts=state.settings.max_attempts,
         known_model=state.known_model, retry=state.retry,
-        request_body=body.model_dump_json() if state.settings.log_bodies else None,
+        request_body=stored_body(request, body),
         api_key_id=principal.key_id if principal else None)
     budget = Budget(request, principal)
     await budget.reserve(inp.primary.candidates[0].estimated_cost_usd * _calls(inp))

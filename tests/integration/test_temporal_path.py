@@ -119,3 +119,33 @@ async def test_workflow_list_finds_the_run_by_search_attribute(
             break
         await asyncio.sleep(0.1)
     assert [w["execution"]["workflowId"] for w in found] == [rid]
+
+
+async def test_api_key_id_reaches_the_search_attributes(
+        temporal_env: WorkflowEnvironment, fake: FakeProvider, tmp_path: object,
+        config_file: object) -> None:
+    from api.app import create_app
+    from shared.config import load_catalog
+    from tests.integration.conftest import settings_for
+
+    settings = settings_for(tmp_path, config_file, temporal_address(temporal_env),  # type: ignore[arg-type]
+                            require_api_key=True, admin_token="admin-secret-for-temporal")
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv.start()
+    try:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=30) as c:
+            r = await c.post("/admin/v1/apikeys", json={"name": "wf", "scopes": ["chat"]},
+                             headers={"Authorization": "Bearer admin-secret-for-temporal"})
+            token, key_id = r.json()["token"], r.json()["key"]["id"]
+            rid = f"key-{uuid.uuid4().hex}"
+            r = await c.post("/v1/chat", headers={"Authorization": f"Bearer {token}",
+                                                  "X-Request-ID": rid},
+                             json={"request": {"messages": MSG}})
+        assert r.status_code == 200 and r.headers["x-tokenhub-executor"] == "temporal"
+        desc = await temporal_env.client.get_workflow_handle(rid).describe()
+        sa = {p.key.name: p.value for p in desc.typed_search_attributes}
+        assert sa["TokenHubApiKeyId"] == key_id
+        memo = json.dumps(await desc.memo())
+        assert token not in memo and token not in json.dumps(sa)
+    finally:
+        srv.stop()
