@@ -119,32 +119,28 @@ async def require_admin(request: Request) -> str:
 AdminDep = Annotated[str, Depends(require_admin)]
 
 
-def client(scope: str) -> object:
-    """Dependency: per-IP limit, then (when keys are required) key auth, scope, per-key limit.
-    Returns the principal or None when keys are not required."""
-
-    async def dep(request: Request) -> Principal | None:
-        sec = security_of(request)
-        state: AppState = request.app.state.tokenhub
-        try:
-            sec.ip_limits.check(request_ip(request))
-        except RateLimited:
-            state.metrics.rate_limited.labels("ip").inc()
-            raise
-        token = _bearer(request)
-        if not state.settings.api_keys_required and not (token or "").startswith("thk_"):
-            return None  # keys optional: a foreign token (e.g. an SDK placeholder) is ignored
-        principal = await sec.apikeys.authenticate(token)
-        sec.apikeys.require_scope(principal, scope)
-        try:
-            sec.key_limits.check(principal.key_id)
-        except RateLimited:
-            state.metrics.rate_limited.labels("key").inc()
-            raise
-        request.state.api_key_id = principal.key_id
-        return principal
-
-    return Depends(dep)
+async def authorize(request: Request, scope: str) -> Principal | None:
+    """Per-IP limit, then (when keys are required, or one is given) key auth, scope and
+    per-key limit. Returns the principal, or None when keys are optional and absent."""
+    sec = security_of(request)
+    state: AppState = request.app.state.tokenhub
+    try:
+        sec.ip_limits.check(request_ip(request))
+    except RateLimited:
+        state.metrics.rate_limited.labels("ip").inc()
+        raise
+    token = _bearer(request)
+    if not state.settings.api_keys_required and not (token or "").startswith("thk_"):
+        return None  # keys optional: a foreign token (e.g. an SDK placeholder) is ignored
+    principal = await sec.apikeys.authenticate(token)
+    sec.apikeys.require_scope(principal, scope)
+    try:
+        sec.key_limits.check(principal.key_id)
+    except RateLimited:
+        state.metrics.rate_limited.labels("key").inc()
+        raise
+    request.state.api_key_id = principal.key_id
+    return principal
 
 
 def stored_body(request: Request, body: BaseModel) -> str | None:
@@ -171,7 +167,3 @@ class Budget:
         if self._res is not None:
             await self._svc.settle(self._res, actual_usd)
 
-
-ChatClient = Annotated[Principal | None, client("chat")]
-PlanClient = Annotated[Principal | None, client("plan")]
-ModelsClient = Annotated[Principal | None, client("models")]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api.deps import DispatcherDep, RequestIdDep, StateDep
+from api.deps import ChatCtx
 from api.dispatch import Dispatcher
 from api.responses import JSONResponse
-from api.security import Budget, ChatClient, stored_body
+from api.security import Budget, stored_body
 from api.streaming import native_stream
 from shared.contracts import ChatBody, ChatResponse, Executor
 from shared.orchestration.chat import ChatInput, ChatOutcome
@@ -39,22 +39,22 @@ def routing_headers(outcome: ChatOutcome, executor: str) -> dict[str, str]:
 
 
 @router.post("/v1/chat")
-async def chat(body: ChatBody, request: Request, state: StateDep, dispatcher: DispatcherDep,
-               request_id: RequestIdDep, principal: ChatClient) -> Response:
+async def chat(body: ChatBody, request: Request, ctx: ChatCtx) -> Response:
+    state, principal = ctx.state, ctx.principal
     hint = body.request.model_hint
     inp = prepare_chat(
-        body, request_id=request_id, kind="stream" if body.request.stream else "chat",
+        body, request_id=ctx.request_id, kind="stream" if body.request.stream else "chat",
         defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
         max_attempts=state.settings.max_attempts, retry=state.retry,
         known_model=hint is None or state.known_model(hint),
         request_body=stored_body(request, body),
-        api_key_id=principal.key_id if principal else None,
+        api_key_id=ctx.api_key_id,
     )
     budget = Budget(request, principal)
     await budget.reserve(inp.route.candidates[0].estimated_cost_usd)
     if body.request.stream:
         return await native_stream(state, inp, budget=budget)
-    outcome, executor = await run_charged(dispatcher, inp, budget)
+    outcome, executor = await run_charged(ctx.dispatcher, inp, budget)
     resp = ChatResponse(executor=executor, **outcome.model_dump())
     return JSONResponse(resp.model_dump(mode="json"),
                         headers=routing_headers(outcome, executor))

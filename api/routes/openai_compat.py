@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from api.deps import DispatcherDep, RequestIdDep, StateDep
+from api.deps import ChatCtx, ModelsCtx
 from api.responses import JSONResponse
 from api.routes.chat import routing_headers, run_charged
-from api.security import Budget, ChatClient, ModelsClient, stored_body
+from api.security import Budget, stored_body
 from api.streaming import native_stream
 from shared.contracts import ChatBody, ChatRequest, Message, Parameters, Policy
 from shared.errors import BadRequest
@@ -73,30 +73,30 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: CompletionsBody, request: Request, state: StateDep,
-                           dispatcher: DispatcherDep, request_id: RequestIdDep,
-                           principal: ChatClient) -> Response:
+async def chat_completions(body: CompletionsBody, request: Request, ctx: ChatCtx) -> Response:
+    state, principal = ctx.state, ctx.principal
     chat = body.to_chat_body()
     hint = chat.request.model_hint
     inp = prepare_chat(
-        chat, request_id=request_id, kind="stream" if body.stream else "completions",
+        chat, request_id=ctx.request_id, kind="stream" if body.stream else "completions",
         defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
         max_attempts=state.settings.max_attempts, retry=state.retry,
         known_model=hint is None or state.known_model(hint),
         request_body=stored_body(request, body),
-        api_key_id=principal.key_id if principal else None,
+        api_key_id=ctx.api_key_id,
     )
     budget = Budget(request, principal)
     await budget.reserve(inp.route.candidates[0].estimated_cost_usd)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         return await native_stream(state, inp, include_usage=include_usage, budget=budget)
-    outcome, executor = await run_charged(dispatcher, inp, budget)
+    outcome, executor = await run_charged(ctx.dispatcher, inp, budget)
     return JSONResponse(completion_object(outcome), headers=routing_headers(outcome, executor))
 
 
 @router.get("/v1/models")
-async def list_models(state: StateDep, _: ModelsClient) -> Response:
+async def list_models(ctx: ModelsCtx) -> Response:
+    state = ctx.state
     created = 0
     data = [{"id": m.id, "object": "model", "created": created, "owned_by": m.provider}
             for m in state.catalog.models if m.enabled]

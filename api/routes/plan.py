@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api.deps import DispatcherDep, RequestIdDep, StateDep
+from api.deps import PlanCtx
 from api.responses import JSONResponse
-from api.security import Budget, PlanClient, stored_body
+from api.security import Budget, stored_body
 from shared.contracts import PlanBody
 from shared.orchestration.plan import PlanInput
 from shared.orchestration.prepare import prepare_plan
@@ -22,14 +22,14 @@ def _calls(inp: PlanInput) -> int:
 
 
 @router.post("/v1/plan")
-async def plan(body: PlanBody, request: Request, state: StateDep, dispatcher: DispatcherDep,
-               request_id: RequestIdDep, principal: PlanClient) -> Response:
+async def plan(body: PlanBody, request: Request, ctx: PlanCtx) -> Response:
+    state, principal, dispatcher = ctx.state, ctx.principal, ctx.dispatcher
     inp = prepare_plan(
-        body, request_id=request_id, defaults=state.default_policy,
+        body, request_id=ctx.request_id, defaults=state.default_policy,
         ctx=state.routing_context(), rng=state.rng, max_attempts=state.settings.max_attempts,
         known_model=state.known_model, retry=state.retry,
         request_body=stored_body(request, body),
-        api_key_id=principal.key_id if principal else None)
+        api_key_id=ctx.api_key_id)
     budget = Budget(request, principal)
     await budget.reserve(inp.primary.candidates[0].estimated_cost_usd * _calls(inp))
     try:
