@@ -35,6 +35,8 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	@bash bench/setup.sh
 	$(BIN)/python -m bench
 
 clean:

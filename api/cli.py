@@ -40,7 +40,7 @@ def serve(
     configure_logging(settings.log_level)
     uvicorn.run("api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, access_log=False,
-                log_config=None, log_level=settings.log_level.lower())
+                log_config=None, log_level=settings.log_level.lower(), loop=settings.event_loop)
 
 
 @app.command()

@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from shared import errors
 from shared.config import Settings
-from worker.main import connect, ensure_search_attributes
+from worker.main import FAST_FAIL, connect, ensure_search_attributes
 
 log = logging.getLogger("tokenhub.temporal")
 
@@ -84,7 +84,7 @@ class TemporalRunner:
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await connect(self._settings)
+                    self._client = await connect(self._settings, retry=FAST_FAIL)
                 except (TimeoutError, RuntimeError, RPCError, OSError) as exc:
                     raise TemporalUnavailable(f"cannot connect to Temporal: {exc}") from None
             if not self._checked:

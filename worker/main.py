@@ -14,6 +14,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -34,9 +35,16 @@ PASSTHROUGH = ("shared", "workflows", "pydantic", "pydantic_core", "jsonschema",
                "annotated_types", "referencing", "rpds", "typing_inspection")
 
 
-async def connect(settings: Settings, *, timeout_s: float | None = None) -> Client:
+# The gateway must notice a dead Temporal within about a second (then it serves locally);
+# a worker keeps the SDK's patient defaults.
+FAST_FAIL = RetryConfig(initial_interval_millis=50, max_interval_millis=200,
+                        max_elapsed_time_millis=1000, max_retries=4)
+
+
+async def connect(settings: Settings, *, timeout_s: float | None = None,
+                  retry: RetryConfig | None = None) -> Client:
     coro = Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                          data_converter=pydantic_data_converter)
+                          data_converter=pydantic_data_converter, retry_config=retry)
     return await asyncio.wait_for(coro, timeout_s or settings.temporal_connect_timeout_s)
 
 

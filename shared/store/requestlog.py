@@ -32,7 +32,7 @@ def _request_row(r: RequestRecord) -> dict[str, object]:
 
 class RequestLogWriter:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *,
-                 batch_size: int = 200, interval_s: float = 0.25,
+                 batch_size: int = 50, interval_s: float = 0.1,
                  max_queue: int = 50_000) -> None:
         self._sm = sessionmaker
         self._batch = batch_size
@@ -92,18 +92,19 @@ class RequestLogWriter:
             self._inflight = []
 
     async def _write(self, items: list[Item], *, raise_errors: bool = False) -> None:
-        if not items:
-            return
-        requests = [_request_row(r) for r, _ in items]
-        rewards = [w.model_dump(mode="python") for _, ws in items for w in ws]
-        try:
-            async with self._sm() as session, session.begin():
-                for i in range(0, len(requests), self._batch):
-                    await session.execute(insert(RequestLogRow), requests[i:i + self._batch])
-                for i in range(0, len(rewards), self._batch):
-                    await session.execute(insert(RewardRow), rewards[i:i + self._batch])
-        except Exception:
-            if raise_errors:
-                raise
-            self.failed_rows += len(items)
-            log.exception("request log write failed for %d row(s)", len(items))
+        """One transaction per chunk of ``batch_size`` rows: the rows are converted chunk
+        by chunk, so the event loop is never held for a whole backlog."""
+        for i in range(0, len(items), self._batch):
+            chunk = items[i:i + self._batch]
+            requests = [_request_row(r) for r, _ in chunk]
+            rewards = [w.model_dump(mode="python") for _, ws in chunk for w in ws]
+            try:
+                async with self._sm() as session, session.begin():
+                    await session.execute(insert(RequestLogRow), requests)
+                    if rewards:
+                        await session.execute(insert(RewardRow), rewards)
+            except Exception:
+                if raise_errors:
+                    raise
+                self.failed_rows += len(chunk)
+                log.exception("request log write failed for %d row(s)", len(chunk))
