@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
     metrics: Metrics = app.state.metrics
-    writer = RequestLogWriter(sessionmaker)
+    writer = RequestLogWriter(url)
     await writer.start()
     registry = ProviderRegistry(catalog, settings)
     retry = RetrySpec(attempt_timeout_s=settings.read_timeout_s,

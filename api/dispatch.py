@@ -44,7 +44,7 @@ class Dispatcher:
         metrics.circuit_state.set(int(CircuitState.CLOSED))
 
     async def _record(self, batch: RecordBatch) -> None:
-        self.state.log_writer.submit(batch.record, batch.rewards)
+        await self.state.log_writer.submit_paced(batch.record, batch.rewards)
 
     async def _execute(self, workflow: str, fn: Callable[[In, Effects], Awaitable[Out]],
                        inp: In, *, result_type: type[Out], request_id: str,

@@ -10,7 +10,6 @@ from temporalio.client import Client
 from shared.config import Catalog, Settings
 from shared.orchestration.ports import RecordBatch
 from shared.providers.registry import ProviderRegistry
-from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
 from worker.main import build_worker, connect, ensure_search_attributes, install_signal_handlers
@@ -38,8 +37,8 @@ async def run_worker(settings: Settings, catalog: Catalog) -> None:
     install_signal_handlers(stop)
     url = settings.effective_database_url
     await migrate(url)
-    engine = create_engine(url)
-    writer = RequestLogWriter(create_sessionmaker(engine))
+    writer = RequestLogWriter(url)
+    await writer.start()
     registry = ProviderRegistry(catalog, settings)
 
     async def write(batch: RecordBatch) -> None:
@@ -59,5 +58,5 @@ async def run_worker(settings: Settings, catalog: Catalog) -> None:
             await stop.wait()
         log.info("worker stopped")
     finally:
+        await writer.aclose()
         await registry.aclose()
-        await engine.dispose()

@@ -34,12 +34,16 @@ def _public(p: ProviderConfig, state: Any) -> dict[str, Any]:
     return data
 
 
+def _bad(err: ValidationError) -> BadRequest:
+    return BadRequest("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                for e in err.errors()))
+
+
 def _validated(catalog: Catalog, **changes: Any) -> None:
     try:
         Catalog.model_validate({**catalog.model_dump(), **changes})
     except ValidationError as err:
-        raise BadRequest("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                   for e in err.errors())) from None
+        raise _bad(err) from None
 
 
 async def _save_provider(request: Request, state: Any, data: dict[str, Any],
@@ -52,8 +56,7 @@ async def _save_provider(request: Request, state: Any, data: dict[str, Any],
     try:
         provider = ProviderConfig.model_validate(data)
     except ValidationError as err:
-        raise BadRequest("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                   for e in err.errors())) from None
+        raise _bad(err) from None
 
     async def op() -> None:
         if key is not None:
@@ -129,8 +132,7 @@ async def _save_model(request: Request, state: Any, data: dict[str, Any],
     try:
         model = ModelConfig.model_validate(data)
     except ValidationError as err:
-        raise BadRequest("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                   for e in err.errors())) from None
+        raise _bad(err) from None
     others = [m for m in state.catalog.models if m.id != model.id]
     _validated(state.catalog, models=[*(m.model_dump() for m in others), model.model_dump()])
 

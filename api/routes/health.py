@@ -36,4 +36,5 @@ async def readyz(request: Request, state: StateDep) -> Response:
 
 @router.get("/metrics")
 async def metrics(state: StateDep) -> Response:
+    state.metrics.log_queue.set(state.log_writer.pending)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

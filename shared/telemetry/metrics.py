@@ -38,3 +38,5 @@ class Metrics:
                                     registry=r)
         self.log_dropped = Counter("tokenhub_request_log_dropped",
                                    "Request-log rows that could not be written", registry=r)
+        self.log_queue = Gauge("tokenhub_request_log_queue",
+                               "Request-log rows waiting to be written", registry=r)

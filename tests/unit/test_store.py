@@ -56,8 +56,9 @@ async def test_migrations_from_empty_db_match_the_models(db_url: str,
     assert diff == []
 
 
-async def test_batched_writer_writes_every_row(sm: async_sessionmaker[AsyncSession]) -> None:
-    writer = RequestLogWriter(sm, batch_size=7, interval_s=0.01)
+async def test_batched_writer_writes_every_row(db_url: str,
+                                               sm: async_sessionmaker[AsyncSession]) -> None:
+    writer = RequestLogWriter(db_url, batch_size=7, interval_s=0.01)
     await writer.start()
     for i in range(50):
         writer.submit(rec(i), [RewardRecord(request_id=f"r{i}", created_at=NOW, model="m1",
@@ -78,12 +79,14 @@ async def test_batched_writer_writes_every_row(sm: async_sessionmaker[AsyncSessi
     assert post.alpha == pytest.approx(26) and post.beta == pytest.approx(26)
 
 
-async def test_write_now_and_queries(sm: async_sessionmaker[AsyncSession]) -> None:
-    writer = RequestLogWriter(sm)
+async def test_write_now_and_queries(db_url: str, sm: async_sessionmaker[AsyncSession]) -> None:
+    writer = RequestLogWriter(db_url)
+    await writer.start()
     for i, (model, status, lat) in enumerate([("a", "ok", 100), ("a", "ok", 300),
                                                ("a", "error", 0), ("b", "ok", 50)]):
         await writer.write_now(rec(i, model=model, status=status, latency=lat, key="k1"))
     await writer.write_now(rec(9, model="a", at=NOW - timedelta(days=60)))
+    await writer.aclose()
     async with sm() as s:
         stats = await repo.model_stats(s, since=NOW - timedelta(days=1))
         spent = await repo.monthly_cost(s, api_key_id="k1", since=NOW - timedelta(days=1))
