@@ -38,6 +38,10 @@ def serve(
         _fail(err)
         return
     configure_logging(settings.log_level)
+    if workers > 1:  # migrate once, before the worker processes race to it
+        from shared.store.migrations import migrate_sync
+
+        migrate_sync(settings.effective_database_url)
     uvicorn.run("api.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, access_log=False,
                 log_config=None, log_level=settings.log_level.lower(), loop=settings.event_loop)

@@ -129,6 +129,8 @@ class RequestLogWriter:
         if first is _STOP:
             return [], [], True
         items = [first]
+        if first[1] is not None:
+            return self._split(items)
         deadline = time.monotonic() + self._interval
         while len(items) < self._batch:
             left = deadline - time.monotonic()
@@ -143,6 +145,12 @@ class RequestLogWriter:
                 self._queue.put(_STOP)
                 break
             items.append(item)
+            if item[1] is not None:  # someone waits for this commit: write now
+                break
+        return self._split(items)
+
+    @staticmethod
+    def _split(items: list[Any]) -> tuple[list[Rows], list[Done], bool]:
         rows = [rows for rows, _ in items if rows is not None]
         waiters = [w for _, w in items if w is not None]
         return rows, waiters, False

@@ -98,3 +98,14 @@ async def test_write_now_and_queries(db_url: str, sm: async_sessionmaker[AsyncSe
     assert spent == pytest.approx(0.04)
     assert found[0].model == "b"
     assert pruned == 1
+
+
+async def test_concurrent_migrations_do_not_race(db_url: str) -> None:
+    import asyncio
+
+    await asyncio.gather(*(migrate(db_url) for _ in range(4)))  # gateway workers at once
+    eng = create_engine(db_url)
+    async with eng.connect() as conn:
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    await eng.dispose()
+    assert "request_log" in tables

@@ -14,7 +14,12 @@ from shared.store.tables import Base
 target_metadata = Base.metadata
 
 
+MIGRATION_LOCK = 7_272_727  # pg_advisory_lock key: one migrating process at a time
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=connection.dialect.name == "sqlite",
                       compare_type=True)
