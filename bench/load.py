@@ -1,15 +1,25 @@
-"""Load generation with wrk (Debian package; `bench/setup.sh` installs it)."""
+"""Load generation with wrk (Debian package; ``bench/setup.sh`` installs it).
+
+wrk is closed-loop: each of ``-c`` connections sends its next request when the previous
+answer arrives, so latency is service time under that concurrency (no coordinated-omission
+correction; that would need wrk2's fixed rate). Its ``--latency`` percentiles (50/75/90/99)
+come from a per-request histogram at 1 µs resolution. Each point also records wrk's own CPU
+time (``getrusage`` of the finished child): the evidence that the load generator is not the
+bottleneck on this 2-core box.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+SCRIPT = Path(__file__).with_name("chat.lua")
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 @dataclass
@@ -23,45 +33,56 @@ class Point:
     p99: float
     errors: int
     requests: int
-    loadavg: float
+    loadavg: float  # 1-minute load average just before the point
+    loadgen_cpu_pct: float = 0.0  # wrk's CPU time / wall time, in % of one core
+    duration_s: float = 0.0
 
 
 def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text.strip())
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text.strip())
     if not m:
         raise ValueError(f"cannot parse latency {text!r}")
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def _script(model: str) -> str:
-    body = (f'{{"model": "{model}", "messages": [{{"role": "user", "content": "hi"}}]}}')
-    fd, path = tempfile.mkstemp(suffix=".lua", prefix="wrk-")
-    with os.fdopen(fd, "w") as f:
-        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                f"wrk.body = '{body}'\n")
-    return path
+def parse(out: str) -> dict[str, float]:
+    """The figures of one wrk --latency report."""
+    pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if not (rps and total and {"50", "90", "99"} <= pct.keys()):
+        raise RuntimeError(f"unexpected wrk output: {out[-300:]!r}")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                     out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (
+        sum(int(x) for x in sock.groups()) if sock else 0)
+    return {"rps": float(rps.group(1)), "requests": int(total.group(1)), "errors": errors,
+            "p50": _ms(pct["50"]), "p90": _ms(pct["90"]), "p99": _ms(pct["99"])}
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_wrk(url: str, *, model: str, concurrency: int, duration_s: float, target: str,
             delay_ms: int) -> Point:
+    """One bounded wrk run (whole seconds, ≥ 1; killed if it overruns by 60 s)."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk not found: run bench/setup.sh (apt-get install wrk)")
+    seconds = max(1, round(duration_s))
+    threads = min(2, concurrency)
     loadavg = os.getloadavg()[0]
-    script = _script(model)
-    threads = 1 if concurrency == 1 else 2
-    try:
-        out = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, int(duration_s))}s",
-             "--timeout", "10s", "--latency", "-s", script, url],
-            capture_output=True, text=True, timeout=duration_s + 60, check=True).stdout
-    finally:
-        os.unlink(script)
-    pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(non2xx.group(1)) if non2xx else 0) + (
-        sum(int(x) for x in sock.groups()) if sock else 0)
-    return Point(target, concurrency, delay_ms, rps, _ms(pct["50"]), _ms(pct["90"]),
-                 _ms(pct["99"]), errors, total, loadavg)
+    cpu0 = _children_cpu()
+    res = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s",
+         "--latency", "-s", str(SCRIPT), url, "--", model],
+        capture_output=True, text=True, timeout=seconds + 60, check=False)
+    cpu = _children_cpu() - cpu0
+    if res.returncode != 0:
+        raise RuntimeError(f"wrk failed ({res.returncode}): {res.stderr.strip()[-300:]}")
+    f = parse(res.stdout)
+    return Point(target, concurrency, delay_ms, f["rps"], f["p50"], f["p90"], f["p99"],
+                 int(f["errors"]), int(f["requests"]), loadavg,
+                 loadgen_cpu_pct=cpu / seconds * 100, duration_s=seconds)

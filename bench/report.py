@@ -1,4 +1,5 @@
-"""The benchmark report: tables, overheads vs direct, the target table, a PNG chart."""
+"""The benchmark report: target table (met / not met), overheads vs direct, the latency
+matrix, throughput, the harness's own capacity, and the PNG chart (bench/chart.py)."""
 
 from __future__ import annotations
 
@@ -6,130 +7,174 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench import chart
+
+UPSTREAM_MIN_RPS = 20_000
+
+Row = tuple[str, str, str]
+
+
+def _name(target: str) -> str:
+    return target.replace("tokenhub-workflow", "tokenhub-temporal")  # the earlier name
+
 
 def _find(points: list[dict[str, Any]], target: str, c: int, d: int) -> dict[str, Any] | None:
-    return next((p for p in points if p["target"].startswith(target) and
+    return next((p for p in points if _name(p["target"]).startswith(target) and
                  p["concurrency"] == c and p["delay_ms"] == d), None)
 
 
-def _row(ok: bool | None) -> str:
+def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**not met**")
 
 
-def targets(out: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _overhead(pts: list[dict[str, Any]], target: str, base: str, c: int, d: int
+              ) -> tuple[float, float] | None:
+    a, b = _find(pts, target, c, d), _find(pts, base, c, d)
+    return (a["p50"] - b["p50"], a["p99"] - b["p99"]) if a and b else None
+
+
+def _ov(o: tuple[float, float] | None) -> str:
+    return f"p50 {o[0]:+.2f} ms, p99 {o[1]:+.2f} ms" if o else "-"
+
+
+def targets(out: dict[str, Any]) -> list[Row]:
+    """The issue's targets, each with what was measured and met / not met / n/a."""
     pts, sp = out["points"], out["special"]
-    rows: list[tuple[str, str, str]] = []
-
-    def overhead(target: str, base: str, c: int, d: int) -> tuple[float, float] | None:
-        a, b = _find(pts, target, c, d), _find(pts, base, c, d)
-        return (a["p50"] - b["p50"], a["p99"] - b["p99"]) if a and b else None
-
-    o = overhead("tokenhub-local", "direct", 1, 0)
-    rows.append(("local c=1 0 ms: p50 overhead ≤ 1.5 ms, p99 ≤ 4 ms",
-                 f"p50 +{o[0]:.2f} ms, p99 +{o[1]:.2f} ms" if o else "-",
-                 _row(o and o[0] <= 1.5 and o[1] <= 4)))
-    lo = overhead("litellm", "direct", 1, 0)
-    if lo:
-        rows.append(("(LiteLLM c=1 0 ms overhead, for comparison)",
-                     f"p50 +{lo[0]:.2f} ms, p99 +{lo[1]:.2f} ms", ""))
-    o = overhead("tokenhub-local", "direct", 16, 50)
-    rows.append(("local c=16 50 ms: p50 overhead ≤ 5 ms, p99 ≤ 20 ms",
-                 f"p50 +{o[0]:.2f} ms, p99 +{o[1]:.2f} ms" if o else "-",
-                 _row(o and o[0] <= 5 and o[1] <= 20)))
-    th = {p["target"]: p for p in out["throughput"]}
-    ours, theirs = th.get("tokenhub-local-w2"), th.get("litellm-w2")
-    if ours:
-        ratio = ours["rps"] / theirs["rps"] if theirs and theirs["rps"] else None
-        rows.append(("throughput c=64 0 ms, 2 workers: ≥ 1,500 rps, 0 errors, ≥ 8× LiteLLM",
-                     f"{ours['rps']:.0f} rps, {ours['errors']} errors"
-                     + (f", {ratio:.1f}× LiteLLM ({theirs['rps']:.0f} rps)" if ratio else ""),
-                     _row(ours["rps"] >= 1500 and ours["errors"] == 0
-                          and (ratio is None or ratio >= 8))))
-    o = overhead("tokenhub-workflow", "tokenhub-local", 1, 0)
-    rows.append(("workflow c=1: p50 overhead over local ≤ 25 ms, p99 ≤ 50 ms",
-                 f"p50 +{o[0]:.1f} ms, p99 +{o[1]:.1f} ms" if o else "-",
-                 _row(o and o[0] <= 25 and o[1] <= 50)))
-    w = _find(pts, "tokenhub-workflow", 16, 0)
-    rows.append(("workflow c=16: ≥ 60 workflows/s", f"{w['rps']:.0f}/s" if w else "-",
-                 _row(w and w["rps"] >= 60 and w["errors"] == 0)))
+    rows: list[Row] = []
+    o = _overhead(pts, "tokenhub-local", "direct", 1, 0)
+    rows.append(("local c=1 0 ms: p50 overhead ≤ 1.5 ms, p99 ≤ 4 ms", _ov(o),
+                 _verdict(o and o[0] <= 1.5 and o[1] <= 4)))
+    o = _overhead(pts, "tokenhub-local", "direct", 16, 50)
+    rows.append(("local c=16 50 ms: p50 overhead ≤ 5 ms, p99 ≤ 20 ms", _ov(o),
+                 _verdict(o and o[0] <= 5 and o[1] <= 20)))
+    th = {p["target"].rsplit("-w", 1)[0]: p for p in out["throughput"]}
+    ours, theirs = th.get("tokenhub-local"), th.get("litellm")
+    ratio = ours["rps"] / theirs["rps"] if ours and theirs and theirs["rps"] else None
+    w = out.get("workers", 2)
+    rows.append((f"throughput c=64 0 ms, {w} workers: ≥ 1,500 rps, 0 errors, ≥ 8× LiteLLM",
+                 (f"{ours['rps']:.0f} rps, {ours['errors']} errors" if ours else "-")
+                 + (f", {ratio:.1f}× LiteLLM" if ratio else ""),
+                 _verdict(None if not ours else ours["rps"] >= 1500 and ours["errors"] == 0
+                          and ratio is not None and ratio >= 8)))
+    o = _overhead(pts, "litellm", "direct", 1, 0)
+    rows.append(("(comparison) LiteLLM c=1 0 ms overhead", _ov(o), ""))
+    rows.append((f"(comparison) LiteLLM throughput c=64 0 ms, {w} workers",
+                 f"{theirs['rps']:.0f} rps, {theirs['errors']} errors" if theirs else "-", ""))
+    o = _overhead(pts, "tokenhub-temporal", "tokenhub-local", 1, 0)
+    rows.append(("workflow c=1 0 ms: p50 overhead over local ≤ 25 ms, p99 ≤ 50 ms",
+                 _ov(o), _verdict(o and o[0] <= 25 and o[1] <= 50)))
+    p = _find(pts, "tokenhub-temporal", 16, 0)
+    rows.append(("workflow c=16 0 ms: ≥ 60 workflows/s, 0 errors",
+                 f"{p['rps']:.0f}/s, {p['errors']} errors" if p else "-",
+                 _verdict(p and p["rps"] >= 60 and p["errors"] == 0)))
     for key, limit, label in (("vote_local", 1.15, "local"), ("vote_temporal", 1.8, "Temporal")):
         v = sp.get(key)
         rows.append((f"vote, 4 voters, 50 ms: wall ≤ {limit}× one call ({label})",
                      f"{v['vote_ratio']:.2f}× ({v['vote_ms']:.0f} ms vs {v['single_ms']:.0f} ms;"
                      f" voting phase {v['voting_phase_ratio']:.2f}×)" if v else "-",
-                     _row(v and v["vote_ratio"] <= limit)))
+                     _verdict(v and v["vote_ratio"] <= limit)))
     k = sp.get("temporal_killed")
-    rows.append(("Temporal killed: first local response within 1 s",
-                 f"{k['first_local_s']:.2f} s, {k['after_errors']} errors in "
-                 f"{k['after_requests']} requests" if k and k["first_local_s"] is not None
-                 else "-", _row(k and k["first_local_s"] is not None
-                                and k["first_local_s"] <= 1 and k["after_errors"] == 0)))
-    local = _find(pts, "tokenhub-local", 1, 0)
-    co = sp.get("circuit_open_p50_ms")
-    rows.append(("circuit open: ≤ 1 ms more than the pure local path (p50, c=1)",
+    first = k.get("first_local_s") if k else None
+    rows.append(("Temporal killed under load: first local response ≤ 1 s, 0 errors",
+                 f"{first:.2f} s, {k['after_errors']} errors in {k['after_requests']} requests"
+                 if k and first is not None else ("no local response" if k else "-"),
+                 _verdict(None if not k else first is not None and first <= 1
+                          and k["after_errors"] == 0)))
+    local, co = _find(pts, "tokenhub-local", 1, 0), sp.get("circuit_open_p50_ms")
+    rows.append(("circuit open: p50 ≤ 1 ms over the pure local path (c=1, 0 ms)",
                  f"{co:.2f} ms vs {local['p50']:.2f} ms" if co and local else "-",
-                 _row(co is not None and local is not None and co - local["p50"] <= 1)))
+                 _verdict(None if co is None or local is None else co - local["p50"] <= 1)))
     s = sp.get("soak")
-    rows.append(("memory: RSS grows ≤ 10 % over a 20,000-request soak",
+    rows.append(("memory soak: RSS grows ≤ 10 % over 20,000 requests",
                  f"{s['rss_before_mb']:.0f} → {s['rss_after_mb']:.0f} MiB "
                  f"({s['growth_pct']:+.1f} %, {s['requests']} requests)" if s else "-",
-                 _row(s and s["growth_pct"] <= 10)))
+                 _verdict(s and s["growth_pct"] <= 10)))
     return rows
 
 
-def write(out: dict[str, Any], stem: Path) -> None:
-    lines = [f"# Benchmark {out['date'][:10]}", "",
-             f"Everything on 127.0.0.1 of one {os.cpu_count()}-core box; wrk (Debian), "
-             f"{out['duration_s']:.0f} s per point after a 1 s warm-up; load average "
-             "recorded before each point. Overhead = target − direct in the same run.", "",
-             "## Targets", "", "| target | measured | |", "| --- | --- | --- |"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in targets(out)]
-    lines += ["", "## Latency matrix", "",
-              "| target | c | upstream delay | req/s | p50 ms | p90 ms | p99 ms | errors | load |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+def harness(out: dict[str, Any]) -> list[Row]:
+    """The fake upstream's and wrk's capacity, measured in the same run."""
+    direct = [p for p in out["points"] if p["target"] == "direct" and p["delay_ms"] == 0]
+    best = max(direct, key=lambda p: p["rps"], default=None)
+    rows: list[Row] = [(f"upstream direct, 0 ms: ≥ {UPSTREAM_MIN_RPS:,} rps",
+                        f"{best['rps']:,.0f} rps at c={best['concurrency']}" if best else "-",
+                        _verdict(best and best["rps"] >= UPSTREAM_MIN_RPS))]
+    proxied = [p for p in out["points"] + out["throughput"] if p["target"] != "direct"]
+    top = max(proxied, key=lambda p: p["rps"], default=None)
+    if best and top:
+        cpus = [p["loadgen_cpu_pct"] for p in proxied if "loadgen_cpu_pct" in p]
+        cpu = f"; wrk ≤ {max(cpus):.0f} % of a core on proxied points" if cpus else ""
+        rows.append(("wrk not the bottleneck: wrk + upstream alone ≥ 10× the fastest target",
+                     f"{best['rps']:,.0f} vs {top['rps']:,.0f} rps ({top['target']}), "
+                     f"{best['rps'] / max(top['rps'], 1):.0f}×{cpu}",
+                     _verdict(best["rps"] >= 10 * top["rps"])))
+    return rows
+
+
+def _table(head: list[str], rows: list[list[str]] | list[Row]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _point_row(p: dict[str, Any]) -> list[str]:
+    return [p["target"], str(p["concurrency"]), f"{p['delay_ms']} ms", f"{p['rps']:,.0f}",
+            f"{p['p50']:.2f}", f"{p['p90']:.2f}", f"{p['p99']:.2f}", str(p["errors"]),
+            f"{p['loadavg']:.2f}", f"{p.get('loadgen_cpu_pct', 0):.0f} %"]
+
+
+def overheads(out: dict[str, Any]) -> list[list[str]]:
+    rows = []
     for p in out["points"]:
-        lines.append(f"| {p['target']} | {p['concurrency']} | {p['delay_ms']} ms | "
-                     f"{p['rps']:.0f} | {p['p50']:.2f} | {p['p90']:.2f} | {p['p99']:.2f} | "
-                     f"{p['errors']} | {p['loadavg']:.2f} |")
-    lines += ["", "## Throughput (c=64, 0 ms, 2 worker processes)", "",
-              "| target | req/s | p50 ms | p99 ms | errors |", "| --- | --- | --- | --- | --- |"]
-    for p in out["throughput"]:
-        lines.append(f"| {p['target']} | {p['rps']:.0f} | {p['p50']:.2f} | {p['p99']:.2f} | "
-                     f"{p['errors']} |")
-    chart = _chart(out, stem)
-    if chart:
-        lines += ["", f"![latency vs concurrency]({chart.name})"]
+        if p["target"] in ("direct", "circuit-open"):
+            continue
+        base = _find(out["points"], "direct", p["concurrency"], p["delay_ms"])
+        if base is None:
+            continue
+        rows.append([p["target"], str(p["concurrency"]), f"{p['delay_ms']} ms",
+                     f"{p['p50'] - base['p50']:+.2f}", f"{p['p99'] - base['p99']:+.2f}",
+                     f"{p['rps'] / base['rps'] * 100:.1f} %" if base["rps"] else "-"])
+    return rows
+
+
+MATRIX_HEAD = ["target", "c", "upstream delay", "req/s", "p50 ms", "p90 ms", "p99 ms",
+               "errors", "load", "wrk CPU"]
+
+
+def _section(title: str, body: list[str]) -> list[str]:
+    return ["", f"## {title}", "", *body]
+
+
+def write(out: dict[str, Any], stem: Path) -> None:
+    cores = os.cpu_count()
+    lines = [f"# Benchmark {out['date'][:10]}", "",
+             f"`python -m bench` — everything on 127.0.0.1 of one {cores}-core box, which the "
+             "targets, the fake upstream (bench/upstream.py) and the load generator share. "
+             f"wrk (Debian), {out['duration_s']} s per point after a 1 s warm-up, closed loop "
+             "(c connections, each sending its next request on the previous answer); "
+             "latency percentiles are wrk's `--latency` ones. Load average (1 min) recorded "
+             "before each point. Overhead = target − direct, same run, same concurrency and "
+             "upstream delay."]
+    lines += _section("Targets", _table(["target", "measured", ""], targets(out)))
+    lines += _section("Harness", _table(["check", "measured", ""], harness(out)))
+    if out.get("unavailable"):
+        lines += _section("Not available", _table(
+            ["target", "workers", "reason"],
+            [[u["target"], str(u["workers"]), "not available: " +
+              u["reason"].replace("|", "/").replace("\n", " ")] for u in out["unavailable"]]))
+    ov = overheads(out)
+    if ov:
+        lines += _section("Overhead vs direct", _table(
+            ["target", "c", "upstream delay", "p50 overhead ms", "p99 overhead ms",
+             "req/s vs direct"], ov))
+    lines += _section("Latency matrix",
+                      _table(MATRIX_HEAD, [_point_row(p) for p in out["points"]]))
+    if out["throughput"]:
+        lines += _section(f"Throughput (c=64, 0 ms, {out.get('workers', 2)} worker processes)",
+                          _table(MATRIX_HEAD, [_point_row(p) for p in out["throughput"]]))
+    if out.get("failures"):
+        lines += _section("Failures", [f"- {f['target']}: {f['error'].replace(chr(10), ' ')}"
+                                       for f in out["failures"]])
+    png = chart.write(out, stem)
+    if png:
+        lines += ["", f"![latency percentiles vs concurrency]({png.name})"]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-
-
-def _chart(out: dict[str, Any], stem: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, delay in zip(axes, (0, 50), strict=True):
-        for target in sorted({p["target"] for p in out["points"]}):
-            pts = sorted((p for p in out["points"] if p["target"] == target
-                          and p["delay_ms"] == delay), key=lambda p: p["concurrency"])
-            if not pts:
-                continue
-            xs = [p["concurrency"] for p in pts]
-            line, = ax.plot(xs, [p["p50"] for p in pts], marker="o", label=f"{target} p50")
-            ax.plot(xs, [p["p99"] for p in pts], marker="x", linestyle="--",
-                    color=line.get_color(), label=f"{target} p99")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("concurrency")
-        ax.set_ylabel("latency (ms)")
-        ax.set_title(f"upstream delay {delay} ms")
-        ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    path = stem.parent / f"{stem.name}-latency.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

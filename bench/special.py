@@ -11,7 +11,7 @@ import httpx
 
 from bench.load import run_wrk
 from bench.procs import rss_mb
-from bench.targets import Target, Upstreams, model_name
+from bench.targets import Target, model_name
 
 
 def _post(c: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -83,16 +83,19 @@ def temporal_killed(t: Target, duration_s: float = 6.0) -> dict[str, Any]:
             "first_local_s": first_local}
 
 
-def soak(t: Target, ups: Upstreams, requests: int = 20_000) -> dict[str, float]:
-    """RSS before and after ``requests`` requests (after a warm-up)."""
-    url = t.url(0, ups)
+def soak(t: Target, requests: int = 20_000, max_rounds: int = 40) -> dict[str, float]:
+    """RSS before and after ``requests`` requests (after a warm-up); at most
+    ``max_rounds`` 5-second rounds, so a stalled target cannot keep it going."""
+    url = t.url(0)
     run_wrk(url, model=model_name(0), concurrency=16, duration_s=3, target=t.name, delay_ms=0)
     before = rss_mb(t.pid)
     done = 0
-    while done < requests:
+    for _ in range(max_rounds):
+        if done >= requests:
+            break
         p = run_wrk(url, model=model_name(0), concurrency=16, duration_s=5, target=t.name,
                     delay_ms=0)
         done += p.requests
     after = rss_mb(t.pid)
     return {"requests": done, "rss_before_mb": before, "rss_after_mb": after,
-            "growth_pct": (after - before) / before * 100}
+            "growth_pct": (after - before) / before * 100 if before else 0.0}
