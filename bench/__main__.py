@@ -23,7 +23,7 @@ from typing import Any
 
 from bench import report, special
 from bench.load import Point, run_wrk
-from bench.procs import WORK, install_cleanup, stop_all
+from bench.procs import WORK, install_cleanup, prune_work, stop_all
 from bench.targets import ALIASES, BUILDERS, Target, Unavailable, Upstreams, model_name, start
 
 RESULTS = Path(__file__).parent / "results"
@@ -106,6 +106,9 @@ class Run:
             return
         try:
             fn(t)
+        except (RuntimeError, OSError, ValueError) as err:
+            _log(f"  {name} failed: {err!r}")
+            self.out["failures"].append({"target": t.name, "error": repr(err)[:300]})
         finally:
             t.stop()
 
@@ -159,6 +162,7 @@ class Run:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_cleanup()
+    prune_work()
     run = Run(args)
     done = False
     try:

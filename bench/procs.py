@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,8 @@ from types import FrameType
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-WORK = ROOT / "bench" / ".work"
+WORK_ROOT = ROOT / "bench" / ".work"
+WORK = WORK_ROOT / f"run-{os.getpid()}"  # per run: two runs never share configs or data
 LOOPBACK = "127.0.0.1"
 # Children talk to 127.0.0.1 only: no proxy may be picked up from the environment.
 _NO_PROXY_ENV = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
@@ -139,6 +141,14 @@ def stop_all() -> None:
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def prune_work() -> None:
+    """Remove the work folders (logs, configs, SQLite files) of runs no longer alive."""
+    for d in WORK_ROOT.glob("run-*"):
+        pid = int(d.name[4:]) if d.name[4:].isdigit() else 0
+        if pid and pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def install_cleanup() -> None:
