@@ -47,6 +47,7 @@ class RequestLogWriter:
         self._queue: asyncio.Queue[Item] = asyncio.Queue()
         self._inflight: list[Item] = []  # taken from the queue, not yet committed
         self._task: asyncio.Task[None] | None = None
+        self._current: asyncio.Future[None] | None = None
         self.failed_rows = 0
 
     @property
@@ -86,6 +87,8 @@ class RequestLogWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._current is not None:
+            await self._current
         await self.flush()
         await self._engine.dispose()
 
@@ -96,8 +99,10 @@ class RequestLogWriter:
                 await asyncio.sleep(self._interval)
             while len(self._inflight) < self._max_tx and not self._queue.empty():
                 self._inflight.append(self._queue.get_nowait())
-            await self._write(self._inflight)
-            self._inflight = []
+            batch, self._inflight = self._inflight, []
+            # shielded: a shutdown must not cancel a write half-way (aclose awaits it)
+            self._current = asyncio.ensure_future(self._write(batch))
+            await asyncio.shield(self._current)
 
     async def _write(self, items: list[Item], *, raise_errors: bool = False) -> None:
         if not items:
