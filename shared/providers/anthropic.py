@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +11,13 @@ import orjson
 from shared.contracts import Completion, StreamChunk, Usage
 from shared.errors import ProviderError
 from shared.providers.base import ProbeResult, ProviderCall
-from shared.providers.http import classify_exception, classify_status, malformed
+from shared.providers.http import (
+    classify_exception,
+    classify_status,
+    malformed,
+    probe_models,
+    streamed,
+)
 
 DEFAULT_MAX_TOKENS = 1024
 _STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
@@ -110,20 +115,9 @@ class AnthropicAdapter:
             "POST", f"{self._base}/messages", content=orjson.dumps(to_anthropic(call, True)),
             headers={**self._headers, "accept": "text/event-stream"},
             timeout=self._timeout(call))
-        try:
-            resp = await self._client.send(req, stream=True)
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, provider_id=self.id) from None
-        try:
-            if resp.status_code >= 400:
-                body = (await resp.aread()).decode("utf-8", "replace")
-                raise classify_status(resp.status_code, body, resp.headers, provider_id=self.id)
+        async with streamed(self._client, req, provider_id=self.id) as resp:
             async for chunk in self._events(resp):
                 yield chunk
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, provider_id=self.id) from None
-        finally:
-            await resp.aclose()
 
     async def _events(self, resp: httpx.Response) -> AsyncIterator[StreamChunk]:
         usage = Usage()
@@ -160,21 +154,7 @@ class AnthropicAdapter:
                                 error_class="transient", provider_id=self.id)
 
     async def probe(self) -> ProbeResult:
-        started = time.perf_counter()
-        try:
-            resp = await self._client.get(f"{self._base}/models", headers=self._headers,
-                                          timeout=10)
-        except httpx.HTTPError as exc:
-            return ProbeResult(ok=False, latency_ms=(time.perf_counter() - started) * 1000,
-                               detail=type(exc).__name__)
-        ms = (time.perf_counter() - started) * 1000
-        if resp.status_code >= 400:
-            return ProbeResult(ok=False, latency_ms=ms, detail=f"HTTP {resp.status_code}")
-        try:
-            ids = [str(m["id"]) for m in resp.json().get("data", [])]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            ids = []
-        return ProbeResult(ok=True, latency_ms=ms, models=ids)
+        return await probe_models(self._client, f"{self._base}/models", self._headers)
 
     async def aclose(self) -> None:
         await self._client.aclose()

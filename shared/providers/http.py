@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from shared.errors import ProviderError
+from shared.providers.base import ProbeResult
 
 _OVERFLOW_MARKERS = (
     "context_length_exceeded", "maximum context length", "context length",
@@ -84,3 +86,42 @@ def classify_exception(exc: Exception, *, provider_id: str) -> ProviderError:
 def malformed(provider_id: str, what: str) -> ProviderError:
     return ProviderError(f"upstream {provider_id} sent a malformed response: {what}"[:500],
                          error_class="transient", status=200, provider_id=provider_id)
+
+
+@asynccontextmanager
+async def streamed(client: httpx.AsyncClient, request: httpx.Request, *,
+                   provider_id: str) -> AsyncIterator[httpx.Response]:
+    """Send a streaming request; HTTP errors and transport failures (before or during the
+    stream) come out classified; the response is always closed."""
+    try:
+        resp = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise classify_exception(exc, provider_id=provider_id) from None
+    try:
+        if resp.status_code >= 400:
+            body = (await resp.aread()).decode("utf-8", "replace")
+            raise classify_status(resp.status_code, body, resp.headers, provider_id=provider_id)
+        yield resp
+    except httpx.HTTPError as exc:
+        raise classify_exception(exc, provider_id=provider_id) from None
+    finally:
+        await resp.aclose()
+
+
+async def probe_models(client: httpx.AsyncClient, url: str,
+                       headers: Mapping[str, str]) -> ProbeResult:
+    """GET the provider's model list: reachable, how fast, which models."""
+    started = time.perf_counter()
+    try:
+        resp = await client.get(url, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        return ProbeResult(ok=False, latency_ms=(time.perf_counter() - started) * 1000,
+                           detail=type(exc).__name__)
+    ms = (time.perf_counter() - started) * 1000
+    if resp.status_code >= 400:
+        return ProbeResult(ok=False, latency_ms=ms, detail=f"HTTP {resp.status_code}")
+    try:
+        ids = [str(m["id"]) for m in resp.json().get("data", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        ids = []
+    return ProbeResult(ok=True, latency_ms=ms, models=ids)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +12,13 @@ import orjson
 from shared.contracts import Completion, StreamChunk, Usage
 from shared.errors import ProviderError
 from shared.providers.base import ProbeResult, ProviderCall
-from shared.providers.http import classify_exception, classify_status, malformed
+from shared.providers.http import (
+    classify_exception,
+    classify_status,
+    malformed,
+    probe_models,
+    streamed,
+)
 
 
 def _usage(data: Any) -> Usage | None:
@@ -92,20 +97,9 @@ class OpenAIAdapter:
             headers={**self._headers, "content-type": "application/json",
                      "accept": "text/event-stream"},
             timeout=self._timeout(call) or httpx.USE_CLIENT_DEFAULT)
-        try:
-            resp = await self._client.send(req, stream=True)
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, provider_id=self.id) from None
-        try:
-            if resp.status_code >= 400:
-                body = (await resp.aread()).decode("utf-8", "replace")
-                raise classify_status(resp.status_code, body, resp.headers, provider_id=self.id)
+        async with streamed(self._client, req, provider_id=self.id) as resp:
             async for chunk in self._events(resp):
                 yield chunk
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, provider_id=self.id) from None
-        finally:
-            await resp.aclose()
 
     async def _events(self, resp: httpx.Response) -> AsyncIterator[StreamChunk]:
         done = False
@@ -144,21 +138,7 @@ class OpenAIAdapter:
             raise malformed(self.id, f"unexpected chunk shape ({exc})") from None
 
     async def probe(self) -> ProbeResult:
-        started = time.perf_counter()
-        try:
-            resp = await self._client.get(f"{self._base()}/models", headers=self._headers,
-                                          timeout=10)
-        except httpx.HTTPError as exc:
-            return ProbeResult(ok=False, latency_ms=(time.perf_counter() - started) * 1000,
-                               detail=f"{type(exc).__name__}")
-        ms = (time.perf_counter() - started) * 1000
-        if resp.status_code >= 400:
-            return ProbeResult(ok=False, latency_ms=ms, detail=f"HTTP {resp.status_code}")
-        try:
-            ids = [str(m["id"]) for m in resp.json().get("data", [])]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            ids = []
-        return ProbeResult(ok=True, latency_ms=ms, models=ids)
+        return await probe_models(self._client, f"{self._base()}/models", self._headers)
 
     async def aclose(self) -> None:
         await self._client.aclose()
