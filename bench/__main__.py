@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, special
+from bench.cpu import wait_quiet
 from bench.load import Point, run_wrk
 from bench.procs import WORK, install_cleanup, prune_work, stop_all
+from bench.report import QUIET_PCT
 from bench.targets import ALIASES, BUILDERS, Target, Unavailable, Upstreams, model_name, start
 
 RESULTS = Path(__file__).parent / "results"
@@ -48,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-special", action="store_true",
                     help="no vote / Temporal-killed / circuit-open / soak measurements")
+    ap.add_argument("--quiet-wait", type=float, default=20,
+                    help="before each point, wait up to this many seconds for other "
+                    "processes to use ≤ 25 %% of a core (0: don't wait)")
     ap.add_argument("--out", type=Path, default=None,
                     help="results stem (default bench/results/<YYYY-MM-DD>)")
     args = ap.parse_args(argv)
@@ -79,6 +84,10 @@ class Run:
     def point(self, t: Target, c: int, delay: int, *, warmup: bool = True,
               label: str | None = None) -> Point | None:
         url, model = t.url(delay), model_name(delay)
+        if self.args.quiet_wait > 0:
+            other = wait_quiet(QUIET_PCT, self.args.quiet_wait)
+            if other > QUIET_PCT:
+                _log(f"  box still busy ({other:.0f} % of a core used by other processes)")
         try:
             if warmup:
                 run_wrk(url, model=model, concurrency=c, duration_s=1, target=t.name,

@@ -18,6 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpu import Meter
+
 SCRIPT = Path(__file__).with_name("chat.lua")
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
@@ -35,6 +37,7 @@ class Point:
     requests: int
     loadavg: float  # 1-minute load average just before the point
     loadgen_cpu_pct: float = 0.0  # wrk's CPU time / wall time, in % of one core
+    other_cpu_pct: float = 0.0  # CPU of processes outside the benchmark, % of one core
     duration_s: float = 0.0
 
 
@@ -75,14 +78,17 @@ def run_wrk(url: str, *, model: str, concurrency: int, duration_s: float, target
     threads = min(2, concurrency)
     loadavg = os.getloadavg()[0]
     cpu0 = _children_cpu()
+    meter = Meter()
     res = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s",
          "--latency", "-s", str(SCRIPT), url, "--", model],
         capture_output=True, text=True, timeout=seconds + 60, check=False)
     cpu = _children_cpu() - cpu0
+    other = meter.other_cpu_pct(excluded_s=cpu)
     if res.returncode != 0:
         raise RuntimeError(f"wrk failed ({res.returncode}): {res.stderr.strip()[-300:]}")
     f = parse(res.stdout)
     return Point(target, concurrency, delay_ms, f["rps"], f["p50"], f["p90"], f["p99"],
                  int(f["errors"]), int(f["requests"]), loadavg,
-                 loadgen_cpu_pct=cpu / seconds * 100, duration_s=seconds)
+                 loadgen_cpu_pct=cpu / seconds * 100, other_cpu_pct=other,
+                 duration_s=seconds)

@@ -10,6 +10,7 @@ from typing import Any
 from bench import chart
 
 UPSTREAM_MIN_RPS = 20_000
+QUIET_PCT = 25  # other processes' CPU above this (% of one core) marks a point disturbed
 
 Row = tuple[str, str, str]
 
@@ -43,10 +44,10 @@ def targets(out: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     o = _overhead(pts, "tokenhub-local", "direct", 1, 0)
     rows.append(("local c=1 0 ms: p50 overhead ≤ 1.5 ms, p99 ≤ 4 ms", _ov(o),
-                 _verdict(o and o[0] <= 1.5 and o[1] <= 4)))
+                 _verdict(None if not o else o[0] <= 1.5 and o[1] <= 4)))
     o = _overhead(pts, "tokenhub-local", "direct", 16, 50)
     rows.append(("local c=16 50 ms: p50 overhead ≤ 5 ms, p99 ≤ 20 ms", _ov(o),
-                 _verdict(o and o[0] <= 5 and o[1] <= 20)))
+                 _verdict(None if not o else o[0] <= 5 and o[1] <= 20)))
     th = {p["target"].rsplit("-w", 1)[0]: p for p in out["throughput"]}
     ours, theirs = th.get("tokenhub-local"), th.get("litellm")
     ratio = ours["rps"] / theirs["rps"] if ours and theirs and theirs["rps"] else None
@@ -62,17 +63,17 @@ def targets(out: dict[str, Any]) -> list[Row]:
                  f"{theirs['rps']:.0f} rps, {theirs['errors']} errors" if theirs else "-", ""))
     o = _overhead(pts, "tokenhub-temporal", "tokenhub-local", 1, 0)
     rows.append(("workflow c=1 0 ms: p50 overhead over local ≤ 25 ms, p99 ≤ 50 ms",
-                 _ov(o), _verdict(o and o[0] <= 25 and o[1] <= 50)))
+                 _ov(o), _verdict(None if not o else o[0] <= 25 and o[1] <= 50)))
     p = _find(pts, "tokenhub-temporal", 16, 0)
     rows.append(("workflow c=16 0 ms: ≥ 60 workflows/s, 0 errors",
                  f"{p['rps']:.0f}/s, {p['errors']} errors" if p else "-",
-                 _verdict(p and p["rps"] >= 60 and p["errors"] == 0)))
+                 _verdict(None if not p else p["rps"] >= 60 and p["errors"] == 0)))
     for key, limit, label in (("vote_local", 1.15, "local"), ("vote_temporal", 1.8, "Temporal")):
         v = sp.get(key)
         rows.append((f"vote, 4 voters, 50 ms: wall ≤ {limit}× one call ({label})",
                      f"{v['vote_ratio']:.2f}× ({v['vote_ms']:.0f} ms vs {v['single_ms']:.0f} ms;"
                      f" voting phase {v['voting_phase_ratio']:.2f}×)" if v else "-",
-                     _verdict(v and v["vote_ratio"] <= limit)))
+                     _verdict(None if not v else v["vote_ratio"] <= limit)))
     k = sp.get("temporal_killed")
     first = k.get("first_local_s") if k else None
     rows.append(("Temporal killed under load: first local response ≤ 1 s, 0 errors",
@@ -88,7 +89,7 @@ def targets(out: dict[str, Any]) -> list[Row]:
     rows.append(("memory soak: RSS grows ≤ 10 % over 20,000 requests",
                  f"{s['rss_before_mb']:.0f} → {s['rss_after_mb']:.0f} MiB "
                  f"({s['growth_pct']:+.1f} %, {s['requests']} requests)" if s else "-",
-                 _verdict(s and s["growth_pct"] <= 10)))
+                 _verdict(None if not s else s["growth_pct"] <= 10)))
     return rows
 
 
@@ -98,7 +99,7 @@ def harness(out: dict[str, Any]) -> list[Row]:
     best = max(direct, key=lambda p: p["rps"], default=None)
     rows: list[Row] = [(f"upstream direct, 0 ms: ≥ {UPSTREAM_MIN_RPS:,} rps",
                         f"{best['rps']:,.0f} rps at c={best['concurrency']}" if best else "-",
-                        _verdict(best and best["rps"] >= UPSTREAM_MIN_RPS))]
+                        _verdict(None if not best else best["rps"] >= UPSTREAM_MIN_RPS))]
     proxied = [p for p in out["points"] + out["throughput"] if p["target"] != "direct"]
     top = max(proxied, key=lambda p: p["rps"], default=None)
     if best and top:
@@ -108,6 +109,14 @@ def harness(out: dict[str, Any]) -> list[Row]:
                      f"{best['rps']:,.0f} vs {top['rps']:,.0f} rps ({top['target']}), "
                      f"{best['rps'] / max(top['rps'], 1):.0f}×{cpu}",
                      _verdict(best["rps"] >= 10 * top["rps"])))
+    measured = [p for p in out["points"] + out["throughput"] if "other_cpu_pct" in p]
+    if measured:
+        noisy = [p for p in measured if p["other_cpu_pct"] > QUIET_PCT]
+        worst = max(measured, key=lambda p: p["other_cpu_pct"])
+        rows.append((f"quiet box: other processes ≤ {QUIET_PCT} % of a core during each point",
+                     f"{len(noisy)} of {len(measured)} points disturbed; worst "
+                     f"{worst['other_cpu_pct']:.0f} % ({worst['target']} c={worst['concurrency']}"
+                     f" {worst['delay_ms']} ms)", _verdict(not noisy)))
     return rows
 
 
@@ -119,7 +128,14 @@ def _table(head: list[str], rows: list[list[str]] | list[Row]) -> list[str]:
 def _point_row(p: dict[str, Any]) -> list[str]:
     return [p["target"], str(p["concurrency"]), f"{p['delay_ms']} ms", f"{p['rps']:,.0f}",
             f"{p['p50']:.2f}", f"{p['p90']:.2f}", f"{p['p99']:.2f}", str(p["errors"]),
-            f"{p['loadavg']:.2f}", f"{p.get('loadgen_cpu_pct', 0):.0f} %"]
+            f"{p['loadavg']:.2f}", f"{p.get('loadgen_cpu_pct', 0):.0f} %", _other(p)]
+
+
+def _other(p: dict[str, Any]) -> str:
+    if "other_cpu_pct" not in p:
+        return "-"
+    flag = " (disturbed)" if p["other_cpu_pct"] > QUIET_PCT else ""
+    return f"{p['other_cpu_pct']:.0f} %{flag}"
 
 
 def overheads(out: dict[str, Any]) -> list[list[str]]:
@@ -137,7 +153,7 @@ def overheads(out: dict[str, Any]) -> list[list[str]]:
 
 
 MATRIX_HEAD = ["target", "c", "upstream delay", "req/s", "p50 ms", "p90 ms", "p99 ms",
-               "errors", "load", "wrk CPU"]
+               "errors", "load", "wrk CPU", "other CPU"]
 
 
 def _section(title: str, body: list[str]) -> list[str]:
@@ -152,8 +168,9 @@ def write(out: dict[str, Any], stem: Path) -> None:
              f"wrk (Debian), {out['duration_s']} s per point after a 1 s warm-up, closed loop "
              "(c connections, each sending its next request on the previous answer); "
              "latency percentiles are wrk's `--latency` ones. Load average (1 min) recorded "
-             "before each point. Overhead = target − direct, same run, same concurrency and "
-             "upstream delay."]
+             "before each point; wrk CPU and other CPU (processes outside the benchmark) "
+             "in % of one core during it. Overhead = target − direct, same run, same "
+             "concurrency and upstream delay."]
     lines += _section("Targets", _table(["target", "measured", ""], targets(out)))
     lines += _section("Harness", _table(["check", "measured", ""], harness(out)))
     if out.get("unavailable"):

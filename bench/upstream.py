@@ -1,7 +1,7 @@
 """A fast fake OpenAI upstream for benchmarks: raw asyncio (uvloop), HTTP/1.1 keep-alive.
 
 POST /v1/chat/completions → a fixed chat.completion (after ``--delay-ms``);
-GET /v1/models → one model. No framework, so it is not the bottleneck:
+GET /v1/models → one model; anything else → 404. No framework, so it is not the bottleneck:
     python -m bench.upstream --port 9100 [--delay-ms 50]
 """
 
@@ -18,7 +18,8 @@ BODY = json.dumps({
                  "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
 }).encode()
-MODELS = json.dumps({"object": "list", "data": [{"id": "bench-model", "object": "model"}]}
+MODELS = json.dumps({"object": "list", "data": [{"id": "bench-model", "object": "model",
+                                                 "created": 1700000000, "owned_by": "bench"}]}
                     ).encode()
 
 
@@ -29,6 +30,17 @@ def _response(body: bytes) -> bytes:
 
 CHAT = _response(BODY)
 LIST = _response(MODELS)
+NOT_FOUND = _response(b'{"error": {"message": "not found", "type": "invalid_request_error"}}'
+                      ).replace(b"200 OK", b"404 Not Found", 1)
+
+
+def _reply(head: bytes) -> bytes:
+    """The answer to a lower-cased request head."""
+    if head.startswith(b"post /v1/chat/completions"):
+        return CHAT
+    if head.startswith(b"get /v1/models"):
+        return LIST
+    return NOT_FOUND
 
 
 class Upstream(asyncio.Protocol):
@@ -54,7 +66,7 @@ class Upstream(asyncio.Protocol):
             if len(self.buf) < total:
                 return
             self.buf = self.buf[total:]
-            reply = LIST if head.startswith(b"get") else CHAT
+            reply = _reply(head)
             if self.delay_s:
                 asyncio.get_running_loop().call_later(self.delay_s, self._send, reply)
             else:
