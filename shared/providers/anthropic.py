@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from shared.contracts import Completion, StreamChunk, Usage
 from shared.errors import ProviderError
 from shared.providers.base import ProbeResult, ProviderCall
-from shared.providers.http import (
-    classify_exception,
-    classify_status,
-    malformed,
-    probe_models,
-    streamed,
-)
+from shared.providers.http import HttpClient, classify_status, malformed, probe_models
 
 DEFAULT_MAX_TOKENS = 1024
 _STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
@@ -82,7 +75,7 @@ def parse_message(data: Any, provider_id: str) -> Completion:
 class AnthropicAdapter:
     type = "anthropic"
 
-    def __init__(self, provider_id: str, *, client: httpx.AsyncClient, base_url: str,
+    def __init__(self, provider_id: str, *, client: HttpClient, base_url: str,
                  api_key: str | None = None, version: str = "2023-06-01") -> None:
         self.id = provider_id
         self._client = client
@@ -91,19 +84,13 @@ class AnthropicAdapter:
         if api_key:
             self._headers["x-api-key"] = api_key
 
-    def _timeout(self, call: ProviderCall) -> httpx.Timeout | Any:
-        return httpx.Timeout(call.timeout_s, connect=min(call.timeout_s, 10)) \
-            if call.timeout_s else httpx.USE_CLIENT_DEFAULT
-
     async def complete(self, call: ProviderCall) -> Completion:
-        try:
-            resp = await self._client.post(f"{self._base}/messages",
-                                           content=orjson.dumps(to_anthropic(call, False)),
-                                           headers=self._headers, timeout=self._timeout(call))
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, provider_id=self.id) from None
-        if resp.status_code >= 400:
-            raise classify_status(resp.status_code, resp.text, resp.headers, provider_id=self.id)
+        resp = await self._client.post(f"{self._base}/messages",
+                                       orjson.dumps(to_anthropic(call, False)),
+                                       self._headers, provider_id=self.id,
+                                       timeout_s=call.timeout_s)
+        if resp.status >= 400:
+            raise classify_status(resp.status, resp.text, resp.headers, provider_id=self.id)
         try:
             data = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
@@ -111,18 +98,17 @@ class AnthropicAdapter:
         return parse_message(data, self.id)
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
-        req = self._client.build_request(
-            "POST", f"{self._base}/messages", content=orjson.dumps(to_anthropic(call, True)),
-            headers={**self._headers, "accept": "text/event-stream"},
-            timeout=self._timeout(call))
-        async with streamed(self._client, req, provider_id=self.id) as resp:
-            async for chunk in self._events(resp):
+        async with self._client.stream(f"{self._base}/messages",
+                                       orjson.dumps(to_anthropic(call, True)),
+                                       {**self._headers, "accept": "text/event-stream"},
+                                       provider_id=self.id, timeout_s=call.timeout_s) as lines:
+            async for chunk in self._events(lines):
                 yield chunk
 
-    async def _events(self, resp: httpx.Response) -> AsyncIterator[StreamChunk]:
+    async def _events(self, lines: AsyncIterator[str]) -> AsyncIterator[StreamChunk]:
         usage = Usage()
         stopped = False
-        async for line in resp.aiter_lines():
+        async for line in lines:
             if not line.startswith("data:"):
                 continue
             try:

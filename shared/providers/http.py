@@ -1,21 +1,29 @@
 """HTTP plumbing shared by the adapters: the client, error classification, Retry-After.
 
-Transport: httpx's API over aiohttp's connection pool (``httpx-aiohttp``). Plain
-httpx's pool degrades badly under concurrency (httpx issue 3215); see
-``bench/results/httpx-pool.md`` for the figures measured here. One client per
-provider, shared by every request; never retries (``retries=0``): retries belong
-to the Temporal RetryPolicy or the local loop built from the same RetrySpec.
+The adapters call aiohttp directly. The stack's HTTP client is httpx, and the first
+version used httpx's API over aiohttp's pool (``httpx-aiohttp``: plain httpx's pool
+degrades badly under concurrency, bench/results/httpx-pool.md). Profiling the gateway
+then showed httpx's client layer (request building, cookies, URL parsing, response
+wrapping) at about a fifth of its CPU per request; measured per upstream call
+(``python -m bench.client_cost``): httpx over the aiohttp transport ~270 µs of CPU,
+aiohttp alone ~70 µs. So the hot path keeps aiohttp's pool and drops the layer above.
+
+One client per provider, shared by every request, with its own connection pool; it
+never retries: retries belong to the Temporal RetryPolicy or the local loop built from
+the same RetrySpec. Transport failures come out as classified ``ProviderError``s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
+import aiohttp
+import orjson
 
 from shared.errors import ProviderError
 from shared.providers.base import ProbeResult
@@ -24,16 +32,111 @@ _OVERFLOW_MARKERS = (
     "context_length_exceeded", "maximum context length", "context length",
     "prompt is too long", "too many tokens", "context window",
 )
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+_MAX_LINE = 1 << 20  # an SSE line (a large tool-call chunk) may be long
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    content: bytes
+    headers: Mapping[str, str]
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+class HttpClient:
+    """A pooled HTTP/1.1 client for one provider (the pool lives as long as the provider).
+
+    The aiohttp session is created on first use, inside the event loop that uses it.
+    """
+
+    def __init__(self, *, connect_timeout_s: float, read_timeout_s: float,
+                 max_connections: int, keepalive_s: float = 30) -> None:
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.max_connections = max_connections
+        self._keepalive_s = keepalive_s
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections,
+                                             keepalive_timeout=self._keepalive_s)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False,
+                                                  read_bufsize=_MAX_LINE // 2,
+                                                  timeout=self.timeout(None))
+        return self._session
+
+    def timeout(self, timeout_s: float | None) -> aiohttp.ClientTimeout:
+        """Per call: ``timeout_s`` bounds each read and the wait for a connection;
+        the TCP connect is bounded by the client's connect timeout as well."""
+        t = self._timeouts.get(timeout_s)
+        if t is None:
+            read = timeout_s or self.read_timeout_s
+            connect = min(read, self.connect_timeout_s)
+            t = aiohttp.ClientTimeout(total=None, sock_read=read, sock_connect=connect,
+                                      connect=max(read, connect))
+            self._timeouts[timeout_s] = t
+        return t
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
+                   provider_id: str, timeout_s: float | None = None) -> HttpResponse:
+        """POST and read the whole answer; transport failures come out classified."""
+        try:
+            async with self.session().post(url, data=body, headers=headers,
+                                           timeout=self.timeout(timeout_s),
+                                           allow_redirects=False) as resp:
+                return HttpResponse(resp.status, await resp.read(), resp.headers)
+        except _TRANSPORT_ERRORS as exc:
+            raise classify_exception(exc, provider_id=provider_id) from None
+
+    @asynccontextmanager
+    async def stream(self, url: str, body: bytes, headers: Mapping[str, str], *,
+                     provider_id: str,
+                     timeout_s: float | None = None) -> AsyncIterator[AsyncIterator[str]]:
+        """POST a streaming request and yield its lines (decoded, without line endings).
+        HTTP errors and transport failures (before or during the stream) come out
+        classified; the response is always released."""
+        try:
+            async with self.session().post(url, data=body, headers=headers,
+                                           timeout=self.timeout(timeout_s),
+                                           allow_redirects=False) as resp:
+                if resp.status >= 400:
+                    text = (await resp.read()).decode("utf-8", "replace")
+                    raise classify_status(resp.status, text, resp.headers,
+                                          provider_id=provider_id)
+                yield _lines(resp)
+        except _TRANSPORT_ERRORS as exc:
+            raise classify_exception(exc, provider_id=provider_id) from None
+        except ValueError as exc:  # a line over the buffer limit
+            raise malformed(provider_id, f"stream line too long ({exc})") from None
+
+    async def get(self, url: str, headers: Mapping[str, str], *,
+                  timeout_s: float) -> HttpResponse:
+        async with self.session().get(url, headers=headers, timeout=self.timeout(timeout_s),
+                                      allow_redirects=False) as resp:
+            return HttpResponse(resp.status, await resp.read(), resp.headers)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    async for raw in resp.content:
+        yield raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
 def build_client(*, connect_timeout_s: float, read_timeout_s: float,
-                 max_connections: int) -> httpx.AsyncClient:
-    """One pooled client for one provider (the pool lives as long as the provider)."""
-    limits = httpx.Limits(max_connections=max_connections,
-                          max_keepalive_connections=max_connections, keepalive_expiry=30)
-    timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=connect_timeout_s)
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False),
-                             timeout=timeout, limits=limits, trust_env=False)
+                 max_connections: int) -> HttpClient:
+    """One pooled client for one provider."""
+    return HttpClient(connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s,
+                      max_connections=max_connections)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -88,40 +191,20 @@ def malformed(provider_id: str, what: str) -> ProviderError:
                          error_class="transient", status=200, provider_id=provider_id)
 
 
-@asynccontextmanager
-async def streamed(client: httpx.AsyncClient, request: httpx.Request, *,
-                   provider_id: str) -> AsyncIterator[httpx.Response]:
-    """Send a streaming request; HTTP errors and transport failures (before or during the
-    stream) come out classified; the response is always closed."""
-    try:
-        resp = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise classify_exception(exc, provider_id=provider_id) from None
-    try:
-        if resp.status_code >= 400:
-            body = (await resp.aread()).decode("utf-8", "replace")
-            raise classify_status(resp.status_code, body, resp.headers, provider_id=provider_id)
-        yield resp
-    except httpx.HTTPError as exc:
-        raise classify_exception(exc, provider_id=provider_id) from None
-    finally:
-        await resp.aclose()
-
-
-async def probe_models(client: httpx.AsyncClient, url: str,
+async def probe_models(client: HttpClient, url: str,
                        headers: Mapping[str, str]) -> ProbeResult:
     """GET the provider's model list: reachable, how fast, which models."""
     started = time.perf_counter()
     try:
-        resp = await client.get(url, headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
+        resp = await client.get(url, headers, timeout_s=10)
+    except _TRANSPORT_ERRORS as exc:
         return ProbeResult(ok=False, latency_ms=(time.perf_counter() - started) * 1000,
                            detail=type(exc).__name__)
     ms = (time.perf_counter() - started) * 1000
-    if resp.status_code >= 400:
-        return ProbeResult(ok=False, latency_ms=ms, detail=f"HTTP {resp.status_code}")
+    if resp.status >= 400:
+        return ProbeResult(ok=False, latency_ms=ms, detail=f"HTTP {resp.status}")
     try:
-        ids = [str(m["id"]) for m in resp.json().get("data", [])]
+        ids = [str(m["id"]) for m in orjson.loads(resp.content).get("data", [])]
     except (ValueError, KeyError, TypeError, AttributeError):
         ids = []
     return ProbeResult(ok=True, latency_ms=ms, models=ids)

@@ -6,19 +6,12 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from shared.contracts import Completion, StreamChunk, Usage
 from shared.errors import ProviderError
 from shared.providers.base import ProbeResult, ProviderCall
-from shared.providers.http import (
-    classify_exception,
-    classify_status,
-    malformed,
-    probe_models,
-    streamed,
-)
+from shared.providers.http import HttpClient, classify_status, malformed, probe_models
 
 
 def _usage(data: Any) -> Usage | None:
@@ -48,13 +41,15 @@ class OpenAIAdapter:
 
     type = "openai"
 
-    def __init__(self, provider_id: str, *, client: httpx.AsyncClient, base_urls: list[str],
+    def __init__(self, provider_id: str, *, client: HttpClient, base_urls: list[str],
                  api_key: str | None = None, stream_usage: bool = True) -> None:
         self.id = provider_id
         self._client = client
         self._urls = [u.rstrip("/") for u in base_urls]
         self._next = itertools.cycle(range(len(self._urls)))
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._json_headers = {**self._headers, "content-type": "application/json"}
+        self._sse_headers = {**self._json_headers, "accept": "text/event-stream"}
         self._stream_usage = stream_usage
 
     def _base(self) -> str:
@@ -69,21 +64,13 @@ class OpenAIAdapter:
                 body["stream_options"] = {"include_usage": True}
         return body
 
-    def _timeout(self, call: ProviderCall) -> httpx.Timeout | None:
-        return httpx.Timeout(call.timeout_s, connect=min(call.timeout_s, 10)) \
-            if call.timeout_s else None
-
     async def complete(self, call: ProviderCall) -> Completion:
-        url = f"{self._base()}/chat/completions"
-        try:
-            resp = await self._client.post(url, content=orjson.dumps(self._body(call, False)),
-                                           headers={**self._headers,
-                                                    "content-type": "application/json"},
-                                           timeout=self._timeout(call) or httpx.USE_CLIENT_DEFAULT)
-        except httpx.HTTPError as exc:
-            raise classify_exception(exc, provider_id=self.id) from None
-        if resp.status_code >= 400:
-            raise classify_status(resp.status_code, resp.text, resp.headers, provider_id=self.id)
+        resp = await self._client.post(f"{self._base()}/chat/completions",
+                                       orjson.dumps(self._body(call, False)),
+                                       self._json_headers, provider_id=self.id,
+                                       timeout_s=call.timeout_s)
+        if resp.status >= 400:
+            raise classify_status(resp.status, resp.text, resp.headers, provider_id=self.id)
         try:
             data = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
@@ -91,19 +78,16 @@ class OpenAIAdapter:
         return parse_completion(data, self.id)
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
-        url = f"{self._base()}/chat/completions"
-        req = self._client.build_request(
-            "POST", url, content=orjson.dumps(self._body(call, True)),
-            headers={**self._headers, "content-type": "application/json",
-                     "accept": "text/event-stream"},
-            timeout=self._timeout(call) or httpx.USE_CLIENT_DEFAULT)
-        async with streamed(self._client, req, provider_id=self.id) as resp:
-            async for chunk in self._events(resp):
+        async with self._client.stream(f"{self._base()}/chat/completions",
+                                       orjson.dumps(self._body(call, True)),
+                                       self._sse_headers, provider_id=self.id,
+                                       timeout_s=call.timeout_s) as lines:
+            async for chunk in self._events(lines):
                 yield chunk
 
-    async def _events(self, resp: httpx.Response) -> AsyncIterator[StreamChunk]:
+    async def _events(self, lines: AsyncIterator[str]) -> AsyncIterator[StreamChunk]:
         done = False
-        async for line in resp.aiter_lines():
+        async for line in lines:
             if not line.startswith("data:"):
                 continue
             payload = line[5:].strip()

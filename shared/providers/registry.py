@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
-
 from shared.config import Catalog, ProviderConfig, Settings
 from shared.errors import NotFound
 from shared.providers.anthropic import AnthropicAdapter
 from shared.providers.base import ProviderAdapter
-from shared.providers.http import build_client
+from shared.providers.http import HttpClient, build_client
 from shared.providers.openai import OpenAIAdapter, VLLMAdapter
 from shared.providers.simulated import SimulatedAdapter
 
-ClientFactory = Callable[[ProviderConfig], httpx.AsyncClient]
+ClientFactory = Callable[[ProviderConfig], HttpClient]
 KeyLookup = Callable[[ProviderConfig], str | None]
 
 
@@ -30,7 +28,7 @@ class ProviderRegistry:
             if provider.enabled:
                 self._adapters[provider.id] = self._build(provider)
 
-    def _default_client(self, provider: ProviderConfig) -> httpx.AsyncClient:
+    def _default_client(self, provider: ProviderConfig) -> HttpClient:
         s = self._settings
         return build_client(connect_timeout_s=s.connect_timeout_s,
                             read_timeout_s=provider.timeout_s or s.read_timeout_s,
