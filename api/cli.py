@@ -42,9 +42,14 @@ def serve(
         from shared.store.migrations import migrate_sync
 
         migrate_sync(settings.effective_database_url)
-    uvicorn.run("api.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, access_log=False,
-                log_config=None, log_level=settings.log_level.lower(), loop=settings.event_loop)
+    kwargs = {"app": "api.app:create_app", "factory": True, "host": host or settings.host,
+              "port": port or settings.port, "access_log": False, "log_config": None,
+              "log_level": settings.log_level.lower(), "loop": settings.event_loop}
+    from api import workers as gateway_workers
+
+    if workers > 1 and gateway_workers.supported():
+        raise typer.Exit(gateway_workers.run(workers, kwargs, log_level=settings.log_level))
+    uvicorn.run(**kwargs, workers=workers)  # type: ignore[arg-type]
 
 
 @app.command()

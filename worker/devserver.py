@@ -12,6 +12,9 @@ from workflows import attributes
 # which adds ~50 ms to every task dispatch on the dev server's single shard.
 DYNAMIC_CONFIG = {
     "system.enableEagerWorkflowStart": "true",
+    # the workflow task that schedules a provider call gets the activity task back in its
+    # completion response when this worker has a free slot: one matching hop less
+    "system.enableActivityEagerExecution": "true",
     "history.transferProcessorMaxPollRPS": "10000",
     "history.timerProcessorMaxPollRPS": "10000",
     "frontend.enableUpdateWorkflowExecution": "true",

@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """SQLite: WAL + busy timeout so the gateway and the worker share one file.
-    PostgreSQL: pre-ping pooled connections."""
+def create_engine(url: str, *, wal_autocheckpoint: bool = True, **kwargs: Any) -> AsyncEngine:
+    """SQLite: WAL + busy timeout so the gateway and the worker share one file
+    (``wal_autocheckpoint=False``: this engine's commits never checkpoint; its owner
+    checkpoints on another connection). PostgreSQL: pre-ping pooled connections."""
     if url.startswith("sqlite"):
         engine = _create(url, connect_args={"timeout": 30}, **kwargs)
 
@@ -22,6 +23,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            if not wal_autocheckpoint:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return engine

@@ -37,8 +37,16 @@ def _request_row(r: RequestRecord) -> dict[str, Any]:
 
 class RequestLogWriter:
     def __init__(self, url: str, *, batch_size: int = 100, interval_s: float = 0.1,
-                 max_transaction: int = 2000, high_water: int = 2000) -> None:
-        self._engine = create_engine(url)
+                 max_transaction: int = 2000, high_water: int = 2000,
+                 checkpoint_s: float = 1.0) -> None:
+        # SQLite: a commit that triggers the WAL auto-checkpoint waits for it (fsyncs: over a
+        # second on slow disks, measured here), and the backlog then hits backpressure; so
+        # this engine's commits never checkpoint, and a side task does it on its own
+        # connection every ``checkpoint_s``.
+        self._sqlite = url.startswith("sqlite")
+        self._engine = create_engine(url, wal_autocheckpoint=not self._sqlite)
+        self._checkpoint_s = checkpoint_s
+        self._checkpointer: asyncio.Task[None] | None = None
         self._sm = create_sessionmaker(self._engine)
         self._batch = batch_size
         self._interval = interval_s
@@ -57,6 +65,18 @@ class RequestLogWriter:
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="request-log-writer")
+        if self._sqlite and self._checkpointer is None:
+            self._checkpointer = asyncio.create_task(self._checkpoints(),
+                                                     name="request-log-checkpoint")
+
+    async def _checkpoints(self) -> None:
+        while True:
+            await asyncio.sleep(self._checkpoint_s)
+            try:
+                async with self._engine.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:  # busy or transient: the next round checkpoints
+                log.debug("WAL checkpoint skipped", exc_info=True)
 
     def submit(self, record: RequestRecord, rewards: list[RewardRecord] | None = None) -> None:
         """Enqueue the rows (never blocks)."""
@@ -82,6 +102,11 @@ class RequestLogWriter:
         await self._write(items)
 
     async def aclose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -95,7 +120,10 @@ class RequestLogWriter:
     async def _loop(self) -> None:
         while True:
             self._inflight = [await self._queue.get()]
-            if self._queue.qsize() < self._batch:  # a trickle: wait to batch it up
+            # Wait to batch up, unless the backlog nears the backpressure mark: a write per
+            # interval leaves the write lock free in between (several gateway processes
+            # share one SQLite file; back-to-back writes starved one of them for seconds).
+            if self._queue.qsize() < self._high_water // 2:
                 await asyncio.sleep(self._interval)
             while len(self._inflight) < self._max_tx and not self._queue.empty():
                 self._inflight.append(self._queue.get_nowait())
@@ -104,18 +132,20 @@ class RequestLogWriter:
             self._current = asyncio.ensure_future(self._write(batch))
             await asyncio.shield(self._current)
 
+
     async def _write(self, items: list[Item], *, raise_errors: bool = False) -> None:
         if not items:
             return
         try:
-            async with self._sm() as session, session.begin():
-                for i in range(0, len(items), self._batch):
-                    chunk = items[i:i + self._batch]
-                    await session.execute(insert(RequestLogRow),
-                                          [_request_row(r) for r, _ in chunk])
-                    rewards = [w.model_dump(mode="python") for _, ws in chunk for w in ws]
-                    if rewards:
-                        await session.execute(insert(RewardRow), rewards)
+            # rows built before the transaction; one executemany per table: the write
+            # lock is held for as few event-loop round trips as possible (under load each
+            # costs a loop iteration, and other processes may be waiting for the lock)
+            rows = [_request_row(r) for r, _ in items]
+            rewards = [w.model_dump(mode="python") for _, ws in items for w in ws]
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(RequestLogRow), rows)
+                if rewards:
+                    await conn.execute(insert(RewardRow), rewards)
         except Exception:
             if raise_errors:
                 raise
