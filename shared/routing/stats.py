@@ -10,8 +10,29 @@ from shared.routing.types import ModelStats, ProviderHealth
 
 @dataclass
 class _Window:
+    """Outcomes plus running sums, so a snapshot costs O(1) per model (one per request)."""
+
     outcomes: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=200))
     seed: ModelStats | None = None
+    oks: int = 0
+    ok_latency_sum: float = 0.0
+
+    def push(self, item: tuple[float, bool, float]) -> None:
+        if self.outcomes.maxlen is not None and len(self.outcomes) == self.outcomes.maxlen:
+            self._forget(self.outcomes[0])
+        self.outcomes.append(item)
+        if item[1]:
+            self.oks += 1
+            self.ok_latency_sum += item[2]
+
+    def expire(self, cutoff: float) -> None:
+        while self.outcomes and self.outcomes[0][0] < cutoff:
+            self._forget(self.outcomes.popleft())
+
+    def _forget(self, item: tuple[float, bool, float]) -> None:
+        if item[1]:
+            self.oks -= 1
+            self.ok_latency_sum -= item[2]
 
 
 class StatsWindow:
@@ -30,23 +51,23 @@ class StatsWindow:
 
     def observe(self, model_id: str, ok: bool, latency_ms: float, now: float) -> None:
         win = self._models.setdefault(model_id, _Window(deque(maxlen=self._size)))
-        win.outcomes.append((now, ok, latency_ms))
+        win.push((now, ok, latency_ms))
         self._now = max(self._now, now)
 
     def snapshot(self) -> dict[str, ModelStats]:
         out: dict[str, ModelStats] = {}
         cutoff = self._now - self._horizon
         for model_id, win in self._models.items():
-            while win.outcomes and win.outcomes[0][0] < cutoff:
-                win.outcomes.popleft()
+            win.expire(cutoff)
             if not win.outcomes:
+                win.oks, win.ok_latency_sum = 0, 0.0  # no float drift carried over
                 if win.seed is not None:
                     out[model_id] = win.seed
                 continue
-            oks = [lat for _, ok, lat in win.outcomes if ok]
             n = len(win.outcomes)
-            out[model_id] = ModelStats(latency_ms=sum(oks) / len(oks) if oks else None,
-                                       failure_rate=(n - len(oks)) / n, samples=n)
+            out[model_id] = ModelStats(
+                latency_ms=win.ok_latency_sum / win.oks if win.oks else None,
+                failure_rate=(n - win.oks) / n, samples=n)
         return out
 
 
