@@ -13,12 +13,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from api.background import routing_upkeep, vault_watch
 from api.catalog import reload_catalog
+from api.deps import add_body_schemas
 from api.dispatch import Dispatcher
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
@@ -127,6 +129,18 @@ async def _start_embedded_worker(state: AppState, temporal: TemporalRunner | Non
     return asyncio.create_task(worker.run(), name="embedded-temporal-worker")
 
 
+def _document_bodies(app: FastAPI) -> None:
+    """OpenAPI: FastAPI's document plus the bodies the hot routes parse themselves."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_body_schemas(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
     """Build the gateway app. Settings and catalog default to the environment."""
     settings = settings or load_settings()
@@ -146,6 +160,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_error_handlers(app)
     for module in (chat, openai_compat, plan, health, admin_security, admin_catalog):
         app.include_router(module.router)
+    _document_bodies(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],

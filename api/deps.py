@@ -8,9 +8,11 @@ context is assembled in a single async function.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from api.dispatch import Dispatcher
 from api.security import authorize
@@ -52,3 +54,46 @@ def _context(scope: str) -> object:
 ChatCtx = Annotated[Ctx, _context("chat")]
 PlanCtx = Annotated[Ctx, _context("plan")]
 ModelsCtx = Annotated[Ctx, _context("models")]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def json_body(request: Request, model: type[M]) -> M:
+    """The request body parsed and validated in one pass (pydantic-core's JSON parser).
+
+    The hot routes read their body with this instead of a FastAPI body parameter, which
+    decodes the JSON into Python objects first and validates them after (measured in
+    bench/: ~5 % of the gateway's CPU per request). Errors are the same
+    ``RequestValidationError`` (400 invalid_request, locations under ``body``).
+    """
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        for e in errors:
+            e["loc"] = ("body", *e.get("loc", ()))
+        raise RequestValidationError(errors, body=raw) from None
+
+
+_DOCUMENTED: list[type[BaseModel]] = []
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body read with ``json_body``; the schema itself is
+    added to the components by ``add_body_schemas``."""
+    _DOCUMENTED.append(model)
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+def add_body_schemas(schema: dict[str, Any]) -> dict[str, Any]:
+    """Put the schemas of the bodies read with ``json_body`` into an OpenAPI document."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in _DOCUMENTED:
+        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in js.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components.setdefault(model.__name__, js)
+    return schema

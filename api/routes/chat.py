@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api.deps import ChatCtx
+from api.deps import ChatCtx, body_schema, json_body
 from api.dispatch import Dispatcher
 from api.responses import JSONResponse
 from api.security import Budget, stored_body
@@ -38,8 +38,9 @@ def routing_headers(outcome: ChatOutcome, executor: str) -> dict[str, str]:
     }
 
 
-@router.post("/v1/chat")
-async def chat(body: ChatBody, request: Request, ctx: ChatCtx) -> Response:
+@router.post("/v1/chat", openapi_extra=body_schema(ChatBody))
+async def chat(request: Request, ctx: ChatCtx) -> Response:
+    body = await json_body(request, ChatBody)
     state, principal = ctx.state, ctx.principal
     hint = body.request.model_hint
     inp = prepare_chat(

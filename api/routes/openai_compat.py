@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from api.deps import ChatCtx, ModelsCtx
+from api.deps import ChatCtx, ModelsCtx, body_schema, json_body
 from api.responses import JSONResponse
 from api.routes.chat import routing_headers, run_charged
 from api.security import Budget, stored_body
@@ -72,8 +72,9 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(body: CompletionsBody, request: Request, ctx: ChatCtx) -> Response:
+@router.post("/v1/chat/completions", openapi_extra=body_schema(CompletionsBody))
+async def chat_completions(request: Request, ctx: ChatCtx) -> Response:
+    body = await json_body(request, CompletionsBody)
     state, principal = ctx.state, ctx.principal
     chat = body.to_chat_body()
     hint = chat.request.model_hint

@@ -101,3 +101,23 @@ def test_invalid_directive_names_the_key(client: httpx.Client, fake: FakeProvide
     _assert_error(client.post("/v1/chat", json={"request": {"messages": msg}}), 400,
                   "invalid_directive", "budget")
     assert fake.count() == 0
+
+
+def test_openapi_documents_the_bodies_the_routes_parse_themselves(client: httpx.Client) -> None:
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    for path, name in [("/v1/chat", "ChatBody"), ("/v1/chat/completions", "CompletionsBody")]:
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": f"#/components/schemas/{name}"}
+        assert schemas[name]["title"] == name and schemas[name]["required"]
+    refs = {r.rsplit("/", 1)[1] for r in _refs(doc)}
+    assert refs <= set(schemas), refs - set(schemas)  # every reference resolves
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
