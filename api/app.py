@@ -124,7 +124,8 @@ async def _start_embedded_worker(state: AppState, temporal: TemporalRunner | Non
 
     worker = build_worker(client, task_queue=state.settings.temporal_task_queue,
                           lookup=lambda pid: state.registry.get(pid), writer=write,
-                          attempt_timeout_s=state.retry.attempt_timeout_s)
+                          attempt_timeout_s=state.retry.attempt_timeout_s,
+                          sandbox=state.settings.temporal_workflow_sandbox)
     temporal.eager = True
     return asyncio.create_task(worker.run(), name="embedded-temporal-worker")
 

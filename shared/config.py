@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     temporal_heartbeat_timeout_s: float = Field(default=10.0, gt=0)
     temporal_local_activities: bool = False  # provider calls as local activities
     temporal_embedded_worker: bool = False  # a worker inside the gateway (eager start)
+    # Workflow code in Temporal's sandbox (re-checks determinism at run time, ~40 % more
+    # worker CPU per run, measured in bench/). Off by default: the workflow modules are
+    # lint-restricted (ruff TID251) and the test suite replays every scenario's history
+    # under the sandbox (tests/parity), so a violation fails CI instead of production.
+    temporal_workflow_sandbox: bool = False
 
     @field_validator("vllm_endpoints", "cors_origins", "trusted_proxies", mode="before")
     @classmethod

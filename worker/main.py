@@ -15,7 +15,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.provider import AdapterLookup, ProviderActivities
@@ -64,13 +64,20 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         log.info("registered search attributes: %s", ", ".join(sorted(missing)))
 
 
+def sandboxed_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+
+
 def build_worker(client: Client, *, task_queue: str, lookup: AdapterLookup,
                  writer: Callable[[RecordBatch], Awaitable[None]],
-                 attempt_timeout_s: float, max_concurrent: int = 256) -> Worker:
+                 attempt_timeout_s: float, max_concurrent: int = 256,
+                 sandbox: bool = False) -> Worker:
+    """``sandbox``: run workflow code in Temporal's sandbox (TOKENHUB_TEMPORAL_WORKFLOW_SANDBOX;
+    see shared/config.py for why it is off by default and what checks determinism)."""
     provider = ProviderActivities(lookup, attempt_timeout_s=attempt_timeout_s)
     records = RecordActivities(writer)
-    runner = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+    runner: WorkflowRunner = sandboxed_runner() if sandbox else UnsandboxedWorkflowRunner()
     return Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
                   activities=[provider.call_model, records.record_run],
                   workflow_runner=runner, max_concurrent_activities=max_concurrent,

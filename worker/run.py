@@ -51,7 +51,8 @@ async def run_worker(settings: Settings, catalog: Catalog) -> None:
         await ensure_search_attributes(client, settings.temporal_namespace)
         worker = build_worker(client, task_queue=settings.temporal_task_queue,
                               lookup=registry.get, writer=write,
-                              attempt_timeout_s=settings.read_timeout_s)
+                              attempt_timeout_s=settings.read_timeout_s,
+                              sandbox=settings.temporal_workflow_sandbox)
         log.info("worker polling %s on %s", settings.temporal_task_queue,
                  settings.temporal_address)
         async with worker:

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from shared.config import Settings, load_catalog
 from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
@@ -23,7 +25,7 @@ from shared.routing.retry import RetrySpec
 from shared.routing.types import ResolvedPolicy
 from tests.factories import route, spec
 from tests.fake_provider import FakeProvider
-from worker.main import build_worker
+from worker.main import WORKFLOWS, build_worker, sandboxed_runner
 
 pytestmark = pytest.mark.temporal
 FAST = RetrySpec(initial_backoff_s=0.01, max_backoff_s=0.02, jitter=0)
@@ -107,12 +109,24 @@ async def test_local_and_temporal_agree(name: str, fake: FakeProvider,
                 out = await temporal_env.client.execute_workflow(
                     "ChatWorkflow" if is_chat else "PlanWorkflow", inp, id=inp.request_id,
                     task_queue=queue, result_type=ChatOutcome if is_chat else PlanOutcome)
+            await _replay_in_sandbox(temporal_env, inp.request_id)
         results.append(_normalise(out))
         counts.append(sorted((c["model"], c["completed"]) for c in fake.calls()))
     assert results[0] == results[1]
     assert counts[0] == counts[1]
     assert len(records) == 2
     assert _record(records[0]) == _record(records[1])
+
+
+async def _replay_in_sandbox(env: WorkflowEnvironment, workflow_id: str) -> None:
+    """Workers run workflow code unsandboxed (TOKENHUB_TEMPORAL_WORKFLOW_SANDBOX=false);
+    replaying each scenario's history under Temporal's sandbox is what checks that the
+    code stays deterministic and sandbox-clean."""
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    replayer = Replayer(workflows=WORKFLOWS, workflow_runner=sandboxed_runner(),
+                        data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
 
 
 def _record(batch: RecordBatch) -> dict[str, Any]:
