@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -57,9 +58,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = ProviderRegistry(catalog, settings)
     retry = RetrySpec(attempt_timeout_s=settings.read_timeout_s,
                       heartbeat_timeout_s=settings.temporal_heartbeat_timeout_s,
-                      local_activities=settings.temporal_local_activities)
+                      local_activities=settings.temporal_local_activities != "none")
+    plan_retry = dataclasses.replace(
+        retry, local_activities=settings.temporal_local_activities == "all")
     state = AppState(settings=settings, catalog=catalog, registry=registry, log_writer=writer,
-                     metrics=metrics, sessionmaker=sessionmaker, retry=retry)
+                     metrics=metrics, sessionmaker=sessionmaker, retry=retry,
+                     plan_retry=plan_retry)
     app.state.tokenhub = state
     sec = build_security(state, app.state.secret_registry)
     app.state.security = sec

@@ -41,7 +41,8 @@ class AppState:
     log_writer: RequestLogWriter
     metrics: Metrics
     sessionmaker: async_sessionmaker[AsyncSession]
-    retry: RetrySpec = field(default_factory=RetrySpec)
+    retry: RetrySpec = field(default_factory=RetrySpec)  # chat runs
+    plan_retry: RetrySpec = field(default_factory=RetrySpec)  # plan runs
     stats: StatsWindow = field(default_factory=StatsWindow)
     health: HealthBook = field(default_factory=HealthBook)
     posteriors: PosteriorBook = field(default_factory=PosteriorBook)

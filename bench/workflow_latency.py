@@ -75,11 +75,15 @@ def main(n: int) -> str:
     log = work / "procs.log"
     rows: list[str] = []
     configs = [  # name, tuned server, temporal, embedded worker (eager), local activities
-        ("local path (TOKENHUB_TEMPORAL_ENABLED=false)", True, False, False, False),
-        ("workflow: separate worker, default dev-server config", False, True, False, False),
-        ("workflow: separate worker, tuned dev server", True, True, False, False),
-        ("workflow: embedded worker + eager start, tuned", True, True, True, False),
-        ("workflow: embedded + eager + local activities, tuned", True, True, True, True),
+        ("local path (TOKENHUB_TEMPORAL_ENABLED=false)", True, False, False, "none"),
+        ("workflow: separate worker, default dev-server config, regular activity", False,
+         True, False, "none"),
+        ("workflow: separate worker, tuned dev server, regular activity", True, True, False,
+         "none"),
+        ("workflow: separate worker, tuned, call as local activity (default for chat)", True,
+         True, False, "chat"),
+        ("workflow: embedded worker + eager start, tuned, local activity", True, True, True,
+         "chat"),
     ]
     for name, tuned, temporal, embedded, local_acts in configs:
         port = free_port()

@@ -40,8 +40,10 @@ def retry_policy(spec: RetrySpec) -> RetryPolicy:
     )
 
 
-def _attempt_from_failure(call: ModelCall, err: ActivityError) -> Attempt:
-    cause = err.cause
+def _attempt_from_failure(call: ModelCall, err: ActivityError | ApplicationError) -> Attempt:
+    # a regular activity's failure arrives wrapped in an ActivityError; a local activity's
+    # non-retryable or exhausted failure may arrive as the bare ApplicationError
+    cause = err.cause if isinstance(err, ActivityError) else err
     details: dict[str, Any] = {}
     outcome = "transient"
     message = str(cause or err)
@@ -82,7 +84,7 @@ class TemporalEffects:
                     start_to_close_timeout=timeout, retry_policy=retry_policy(spec),
                     heartbeat_timeout=timedelta(seconds=spec.heartbeat_timeout_s),
                     summary=f"{call.step}: {call.model.id}")
-        except ActivityError as err:
+        except (ActivityError, ApplicationError) as err:
             raise ModelCallFailed(_attempt_from_failure(call, err)) from None
         return result
 

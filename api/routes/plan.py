@@ -27,7 +27,7 @@ async def plan(body: PlanBody, request: Request, ctx: PlanCtx) -> Response:
     inp = prepare_plan(
         body, request_id=ctx.request_id, defaults=state.default_policy,
         ctx=state.routing_context(), rng=state.rng, max_attempts=state.settings.max_attempts,
-        known_model=state.known_model, retry=state.retry,
+        known_model=state.known_model, retry=state.plan_retry,
         request_body=stored_body(request, body),
         api_key_id=ctx.api_key_id)
     budget = Budget(request, principal)

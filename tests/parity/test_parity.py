@@ -4,6 +4,7 @@ equal results and equal provider-call counts."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,10 +36,14 @@ MEDIUM = spec("medium", "fake-vllm", upstream="medium-up", ctx=16000)
 CLAUDE = spec("claude", "fake-anthropic", upstream="claude-up", ctx=200000)
 
 
-def chat(*steps: tuple[str, list[dict[str, Any]]]) -> tuple[ChatInput, list[Any]]:
+def chat(*steps: tuple[str, list[dict[str, Any]]],
+         retry: RetrySpec = FAST) -> tuple[ChatInput, list[Any]]:
     inp = ChatInput(request_id="", messages=[{"role": "user", "content": "parity"}],
-                    route=route(SMALL, MEDIUM, CLAUDE), policy=ResolvedPolicy(), retry=FAST)
+                    route=route(SMALL, MEDIUM, CLAUDE), policy=ResolvedPolicy(), retry=retry)
     return inp, list(steps)
+
+
+FAST_LOCAL = dataclasses.replace(FAST, local_activities=True)  # the default for chat runs
 
 
 def plan(mode: str, **kw: Any) -> tuple[PlanInput, list[Any]]:
@@ -55,6 +60,12 @@ SCENARIOS = {
     "chat-context-escalation": chat(("small-up", [{"kind": "context_overflow"}])),
     "chat-fatal-then-transient": chat(("small-up", [{"status": 401}]),
                                       ("medium-up", [{"status": 503}] * 3)),
+    "chat-ok-local-activity": chat(retry=FAST_LOCAL),
+    "chat-5xx-retried-local-activity": chat(("small-up", [{"status": 500}, {"status": 502}]),
+                                            retry=FAST_LOCAL),
+    "chat-failover-local-activity": chat(("small-up", [{"status": 401}]),
+                                         ("medium-up", [{"status": 503}] * 3),
+                                         retry=FAST_LOCAL),
     "plan-adversarial": plan("adversarial", iterations=2),
     "plan-vote": plan("vote", voters=3),
     "plan-refine": plan("refine", iterations=2),

@@ -105,3 +105,21 @@ def test_masked_config_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     masked = str(load_settings(_env_file=None).masked())
     assert "sk-very-secret" not in masked and "hunter2" not in masked
     assert "********" in masked
+
+
+@pytest.mark.parametrize(("value", "mode"), [
+    (None, "chat"), ("chat", "chat"), ("all", "all"), ("none", "none"),
+    ("true", "all"), ("false", "none"),  # the earlier boolean form
+])
+def test_local_activities_mode(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                               mode: str) -> None:
+    if value is not None:
+        monkeypatch.setenv("TOKENHUB_TEMPORAL_LOCAL_ACTIVITIES", value)
+    assert Settings(_env_file=None).temporal_local_activities == mode  # type: ignore[call-arg]
+
+
+def test_local_activities_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENHUB_TEMPORAL_LOCAL_ACTIVITIES", "sometimes")
+    with pytest.raises(ConfigError) as exc:
+        load_settings()
+    assert "TOKENHUB_TEMPORAL_LOCAL_ACTIVITIES" in exc.value.message
