@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from shared.errors import ConfigError, Unauthorized
 from shared.orchestration.ports import RecordBatch
 from shared.providers.registry import ProviderRegistry
 from shared.routing.retry import RetrySpec
+from shared.runtime import tune_gc
 from shared.security.redact import SecretRegistry, install_redaction
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
@@ -74,7 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     worker_task = await _start_embedded_worker(state, temporal)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
-    gc.freeze()  # start-up objects leave the collector's generations: shorter GC pauses
+    tune_gc()
     log.info("gateway ready: %d provider(s), %d model(s), temporal %s",
              len(catalog.providers), len(catalog.models),
              "on" if temporal else "off")

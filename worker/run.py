@@ -10,6 +10,7 @@ from temporalio.client import Client
 from shared.config import Catalog, Settings
 from shared.orchestration.ports import RecordBatch
 from shared.providers.registry import ProviderRegistry
+from shared.runtime import tune_gc
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
 from worker.main import build_worker, connect, ensure_search_attributes, install_signal_handlers
@@ -53,6 +54,7 @@ async def run_worker(settings: Settings, catalog: Catalog) -> None:
                               lookup=registry.get, writer=write,
                               attempt_timeout_s=settings.read_timeout_s,
                               sandbox=settings.temporal_workflow_sandbox)
+        tune_gc()
         log.info("worker polling %s on %s", settings.temporal_task_queue,
                  settings.temporal_address)
         async with worker:
