@@ -135,9 +135,10 @@ class Run:
         sp = self.out["special"]
         try:
             if t.name.startswith(("tokenhub-local", "tokenhub-temporal")) and \
-                    50 in self.args.delays:
-                sp["vote_" + ("local" if "local" in t.name else "temporal")] = \
-                    special.vote_fanout(t)
+                    {0, 50} <= set(self.args.delays):
+                path = "local" if "local" in t.name else "temporal"
+                sp["vote_" + path] = special.vote_fanout(t, judge_delay=0)
+                sp["vote_slow_judge_" + path] = special.vote_fanout(t, judge_delay=50)
             if t.name.startswith("tokenhub-temporal") and 0 in self.args.delays:
                 sp["temporal_killed"] = special.temporal_killed(t)
                 time.sleep(1)

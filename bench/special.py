@@ -20,11 +20,16 @@ def _post(c: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
     return r
 
 
-def vote_fanout(t: Target, n: int = 15) -> dict[str, float]:
-    """Median wall time of a 4-voter vote vs one call, all on the 50 ms model."""
+def vote_fanout(t: Target, n: int = 15, *, judge_delay: int = 0) -> dict[str, float]:
+    """Median wall time of a 4-voter vote vs one call; voters and the single call on the
+    50 ms model, the judge on the ``judge_delay`` model. With a 0 ms judge the ratio is the
+    fan-out's cost; with a 50 ms judge the wall is voters + judge, two sequential calls
+    (SPEC §3: "wall time ≈ slowest voter + judge")."""
     chat = {"model": model_name(50), "messages": [{"role": "user", "content": "hi"}]}
     vote = {"request": {"messages": [{"role": "user", "content": "pick"}]},
-            "orchestration": {"mode": "vote", "voters": 4}, "policy": {"min_weight": 6}}
+            "orchestration": {"mode": "vote", "voters": 4, "primary_model_id": model_name(50),
+                              "primary_min_weight": 6,
+                              "review_model_id": model_name(judge_delay)}}
     single, walls, voting = [], [], []
     with httpx.Client(base_url=t.base, trust_env=False, timeout=60) as c:
         for _ in range(3):

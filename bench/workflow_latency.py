@@ -89,7 +89,7 @@ def main(n: int) -> str:
         port = free_port()
         server = _devserver(port, tuned, log) if temporal else None
         queue = f"bench-{port}"
-        settings = Settings(_env_file=None, config=config, data_dir=work / name[:8],  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, config=config, data_dir=work / name[:8],
                             temporal_enabled=temporal, temporal_address=f"127.0.0.1:{port}",
                             temporal_task_queue=queue, temporal_embedded_worker=embedded,
                             temporal_local_activities=local_acts, require_api_key=False)
