@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -109,3 +112,38 @@ async def test_concurrent_migrations_do_not_race(db_url: str) -> None:
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     await eng.dispose()
     assert "request_log" in tables
+
+
+async def test_sqlite_wal_is_checkpointed_off_the_commit_path(tmp_path: Path) -> None:
+    """SQLite: the writer's commits never checkpoint (that waits for fsyncs); its side task
+    does, on its own connection, every ``checkpoint_s``."""
+    db = tmp_path / "t.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    await migrate(url)
+    base = db.stat().st_size
+    rows = [rec(i) for i in range(6000)]  # well over SQLite's 1000-page auto-checkpoint
+
+    writer = RequestLogWriter(url, checkpoint_s=3600)
+    await writer.start()
+    for r in rows[:3000]:
+        writer.submit(r)
+    await writer.flush()
+    assert db.stat().st_size == base  # every row still in the WAL: no commit checkpointed
+    async with writer._engine.connect() as conn:  # the writer's own connections
+        auto = (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar()
+    assert auto == 0
+    await writer.aclose()
+
+    writer = RequestLogWriter(url, checkpoint_s=0.05)
+    await writer.start()
+    for r in rows[3000:]:
+        writer.submit(r)
+    await writer.flush()
+    for _ in range(100):  # up to 5 s for the side task's next round
+        if db.stat().st_size > base:
+            break
+        await asyncio.sleep(0.05)
+    await writer.aclose()
+    assert db.stat().st_size > base  # the side task moved the pages into the database
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM request_log").fetchone()[0] == 6000
