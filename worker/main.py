@@ -81,7 +81,15 @@ def build_worker(client: Client, *, task_queue: str, lookup: AdapterLookup,
     return Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
                   activities=[provider.call_model, records.record_run],
                   workflow_runner=runner, max_concurrent_activities=max_concurrent,
-                  max_concurrent_local_activities=max_concurrent)
+                  max_concurrent_local_activities=max_concurrent,
+                  # A chat run is one workflow task on the normal queue (its call is a
+                  # local activity); sticky queues only serve plans' later tasks. So most
+                  # pollers wait on the normal queue (8 of 10, the SDK's default is 1 of
+                  # 5): the server hands new tasks to a waiting poller instead of writing
+                  # them to its backlog. Measured (bench/, c=16 chat): 58 → 71-82
+                  # workflows/s, ~15 % less dev-server and worker CPU per run.
+                  max_concurrent_workflow_task_polls=10,
+                  nonsticky_to_sticky_poll_ratio=4.0)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
