@@ -92,7 +92,8 @@ def main(n: int) -> str:
         settings = Settings(_env_file=None, config=config, data_dir=work / name[:8],
                             temporal_enabled=temporal, temporal_address=f"127.0.0.1:{port}",
                             temporal_task_queue=queue, temporal_embedded_worker=embedded,
-                            temporal_local_activities=local_acts, require_api_key=False)
+                            temporal_local_activities=local_acts, require_api_key=False,
+                            rate_limit_rps=1_000_000, rate_limit_burst=1_000_000)
         worker = (start_worker(config=config, data_dir=work, address=f"127.0.0.1:{port}",
                                queue=queue, log=log) if temporal and not embedded else None)
         gw = ThreadedServer(create_app(settings, load_catalog(settings)))
