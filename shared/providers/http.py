@@ -109,11 +109,9 @@ class HttpClient:
                     text = (await resp.read()).decode("utf-8", "replace")
                     raise classify_status(resp.status, text, resp.headers,
                                           provider_id=provider_id)
-                yield _lines(resp)
+                yield _lines(resp, provider_id)
         except _TRANSPORT_ERRORS as exc:
             raise classify_exception(exc, provider_id=provider_id) from None
-        except ValueError as exc:  # a line over the buffer limit
-            raise malformed(provider_id, f"stream line too long ({exc})") from None
 
     async def get(self, url: str, headers: Mapping[str, str], *,
                   timeout_s: float) -> HttpResponse:
@@ -127,8 +125,16 @@ class HttpClient:
             self._session = None
 
 
-async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    async for raw in resp.content:
+async def _lines(resp: aiohttp.ClientResponse, provider_id: str) -> AsyncIterator[str]:
+    it = aiter(resp.content)
+    while True:
+        try:
+            raw = await anext(it)
+        except StopAsyncIteration:
+            return
+        except (ValueError, aiohttp.http_exceptions.LineTooLong) as exc:  # over the limit
+            raise malformed(provider_id, f"stream line too long ({type(exc).__name__})"
+                            ) from None
         yield raw.decode("utf-8", "replace").rstrip("\r\n")
 
 

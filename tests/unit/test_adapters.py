@@ -142,3 +142,19 @@ def test_retry_after_forms() -> None:
     date = "Wed, 21 Oct 2015 07:28:00 GMT"
     assert parse_retry_after(httpx.Headers({"retry-after": date}), now=1445412470) == 10
     assert parse_retry_after(httpx.Headers({})) is None
+
+
+async def test_long_stream_lines(fake: FakeProvider) -> None:
+    """SSE lines far over aiohttp's default buffer still stream; a line over the 1 MiB
+    limit is a classified (transient, malformed) error, not a crash."""
+    client = build_client(connect_timeout_s=2, read_timeout_s=10, max_connections=2)
+    a = OpenAIAdapter("p", client=client, base_urls=[fake.url])
+    big = "x" * 900_000  # three chunks of ~300 KB: lines of ~300 KB
+    fake.script("up", [{"kind": "ok", "content": big}])
+    text, _ = await _stream(a)
+    assert text == big
+    fake.script("up", [{"kind": "ok", "content": "y" * 4_000_000}])  # lines of ~1.3 MB
+    with pytest.raises(ProviderError) as exc:
+        await _stream(a)
+    assert exc.value.error_class == "transient" and "too long" in exc.value.message
+    await a.aclose()
