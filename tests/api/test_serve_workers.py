@@ -107,3 +107,33 @@ def test_port_in_use_fails_clearly(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert b"address already in use" in out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _serve(tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        workers = [p for p in _children(proc.pid)
+                   if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()]
+        time.sleep(10.5)  # past the start-up grace: a death now is a crash, not a bad start
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = [p for p in _children(proc.pid)
+                   if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()]
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.2)
+        assert workers[0] not in now and len(now) == 2, (workers, now)
+        _wait_ready(url, proc)
+        with httpx.Client(base_url=url, trust_env=False, timeout=30) as c:
+            for _ in range(10):  # new connections land on either worker
+                assert c.post("/v1/chat/completions", json=BODY,
+                              headers={"connection": "close"}).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0
