@@ -20,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api.background import routing_upkeep, vault_watch
 from api.catalog import reload_catalog
-from api.deps import add_body_schemas
+from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
@@ -135,12 +135,12 @@ async def _start_embedded_worker(state: AppState, temporal: TemporalRunner | Non
 
 
 def _document_bodies(app: FastAPI) -> None:
-    """OpenAPI: FastAPI's document plus the bodies the hot routes parse themselves."""
+    """OpenAPI: FastAPI's document plus the lean hot routes (api/deps.py)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_body_schemas(build())
+            app.openapi_schema = document_lean_routes(build())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

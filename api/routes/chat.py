@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from api.deps import ChatCtx, body_schema, json_body
+from api.deps import Ctx, json_body, lean_post
 from api.dispatch import Dispatcher
 from api.responses import JSONResponse
 from api.security import Budget, stored_body
@@ -38,8 +38,9 @@ def routing_headers(outcome: ChatOutcome, executor: str) -> dict[str, str]:
     }
 
 
-@router.post("/v1/chat", openapi_extra=body_schema(ChatBody))
-async def chat(request: Request, ctx: ChatCtx) -> Response:
+@lean_post(router, "/v1/chat", scope="chat", body=ChatBody,
+           summary="Routed chat completion with TokenHub's routing metadata", tag="chat")
+async def chat(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, ChatBody)
     state, principal = ctx.state, ctx.principal
     hint = body.request.model_hint

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from api.deps import ChatCtx, ModelsCtx, body_schema, json_body
+from api.deps import Ctx, ModelsCtx, json_body, lean_post
 from api.responses import JSONResponse
 from api.routes.chat import routing_headers, run_charged
 from api.security import Budget, stored_body
@@ -72,8 +72,9 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/chat/completions", openapi_extra=body_schema(CompletionsBody))
-async def chat_completions(request: Request, ctx: ChatCtx) -> Response:
+@lean_post(router, "/v1/chat/completions", scope="chat", body=CompletionsBody,
+           summary="OpenAI-compatible chat completion (SSE when stream is true)", tag="openai")
+async def chat_completions(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, CompletionsBody)
     state, principal = ctx.state, ctx.principal
     chat = body.to_chat_body()
