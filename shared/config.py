@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     # result is recorded when the workflow task completes, so a worker crash repeats it
     # only if it falls in that millisecond window, besides the in-flight window a regular
     # activity has as well; it saves an activity task round trip and a workflow task
-    # (measured in bench/: ~45 % less Temporal CPU per run). A plan makes several calls:
+    # (measured in bench/: ~35-45 % less dev-server CPU per run). A plan makes several calls:
     # as regular activities each completed one is durable before the next starts.
     temporal_local_activities: Literal["none", "chat", "all"] = "chat"
     temporal_embedded_worker: bool = False  # a worker inside the gateway (eager start)
