@@ -7,26 +7,35 @@ wake takes most of them and the others idle. Measured here with 2 workers at c=6
 worker at 98 % of a core, the other at 28 %, 1,190 req/s. With a socket per worker and
 SO_REUSEPORT the kernel spreads new connections over the workers by hash.
 
-The supervisor restarts a worker that dies once it has been serving, stops everything on
-SIGINT/SIGTERM (each worker shuts down gracefully, then is killed after a grace period)
-and gives up when a worker fails during start-up (a bad config would otherwise loop).
+The supervisor stops everything on SIGINT/SIGTERM (each worker shuts down gracefully,
+then is killed after a grace period) and gives up when one of the first workers dies
+during start-up (a bad config would otherwise loop). Later a dead worker is replaced,
+with a growing delay while replacements keep dying young. Workers get SIGTERM when the
+supervisor itself dies (Linux parent-death signal), so none is left holding the port.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import socket
+import sys
 import time
 from typing import Any
 
 log = logging.getLogger("tokenhub.workers")
 
 STARTUP_GRACE_S = 10.0  # a worker exiting sooner than this after its start failed to start
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 15.0  # after SIGTERM; uvicorn's own graceful shutdown gets GRACEFUL_S
+GRACEFUL_S = 10
+MAX_RESTART_DELAY_S = 30.0
+_PR_SET_PDEATHSIG = 1
 
 
 def supported() -> bool:
@@ -60,13 +69,24 @@ def check_port_free(host: str, port: int) -> None:
         probe.close()
 
 
-def _worker_main(uvicorn_kwargs: dict[str, Any], log_level: str) -> None:  # pragma: no cover
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this worker when the supervisor dies (Linux); exit if it already has."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        raise SystemExit(0)
+
+
+def _worker_main(uvicorn_kwargs: dict[str, Any], log_level: str,
+                 parent: int) -> None:  # pragma: no cover - runs in the child
+    _die_with_parent(parent)
     import uvicorn
 
     from shared.telemetry.logging import configure_logging
 
     configure_logging(log_level)
-    config = uvicorn.Config(**uvicorn_kwargs)
+    config = uvicorn.Config(**uvicorn_kwargs, timeout_graceful_shutdown=GRACEFUL_S)
     sock = reuseport_socket(config.host, config.port)
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -79,9 +99,10 @@ def run(workers: int, uvicorn_kwargs: dict[str, Any], *, log_level: str) -> int:
     check_port_free(host, port)
     ctx = multiprocessing.get_context("spawn")
     started: dict[int, float] = {}
+    parent = os.getpid()
 
     def start() -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(target=_worker_main, args=(uvicorn_kwargs, log_level),
+        proc = ctx.Process(target=_worker_main, args=(uvicorn_kwargs, log_level, parent),
                            name="tokenhub-gateway", daemon=False)
         proc.start()
         started[proc.pid or 0] = time.monotonic()
@@ -94,24 +115,35 @@ def run(workers: int, uvicorn_kwargs: dict[str, Any], *, log_level: str) -> int:
         stopping = True
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    procs = [start() for _ in range(workers)]
-    log.info("gateway: %d worker processes on %s:%d (SO_REUSEPORT)", workers, host, port)
+    procs: list[multiprocessing.process.BaseProcess] = []
+    first: set[int | None] = set()  # the first workers: dying young there is a bad start
+    young_deaths = 0  # replacements in a row that died within the grace period
     status = 0
     try:
+        for _ in range(workers):
+            procs.append(start())
+        first = {p.pid for p in procs}
+        log.info("gateway: %d worker processes on %s:%d (SO_REUSEPORT)", workers, host, port)
         while not stopping:
             multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
             for i, proc in enumerate(procs):
                 if proc.is_alive() or stopping:
                     continue
                 age = time.monotonic() - started.pop(proc.pid or 0, 0.0)
-                if age < STARTUP_GRACE_S:
+                if age < STARTUP_GRACE_S and proc.pid in first:
                     log.error("gateway worker %s failed to start (exit code %s)",
                               proc.pid, proc.exitcode)
                     stopping, status = True, 1
                     break
-                log.warning("gateway worker %s exited (code %s): restarting",
-                            proc.pid, proc.exitcode)
-                procs[i] = start()
+                young_deaths = young_deaths + 1 if age < STARTUP_GRACE_S else 0
+                delay = min(MAX_RESTART_DELAY_S, 0.5 * 2 ** young_deaths) if young_deaths else 0
+                log.warning("gateway worker %s exited (code %s): restarting in %.1f s",
+                            proc.pid, proc.exitcode, delay)
+                deadline = time.monotonic() + delay
+                while not stopping and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not stopping:
+                    procs[i] = start()
     finally:
         for proc in procs:
             if proc.is_alive():

@@ -137,3 +137,30 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     assert code == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _serve(tmp_path, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", proc)
+        workers = _children(proc.pid)
+    finally:
+        proc.kill()  # SIGKILL: no chance to stop its workers itself
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert workers and not any(_alive(p) for p in workers)
+    with socket.socket() as s:  # and the port is free again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+
+
+def _alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" not in status.read_text().lower()
+    except OSError:
+        return False
