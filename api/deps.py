@@ -20,11 +20,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from api.dispatch import Dispatcher
 from api.security import authorize
 from api.state import AppState
+from shared.errors import BadRequest
 from shared.security.apikeys import Principal
 
 
@@ -81,7 +83,10 @@ async def json_body(request: Request, model: type[M]) -> M:
     bench/: ~5 % of the gateway's CPU per request). Errors are the same
     ``RequestValidationError`` (400 invalid_request, locations under ``body``).
     """
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # as FastAPI: a 400 (nobody reads it), not a 500 in the logs
+        raise BadRequest("the client disconnected while sending the body") from None
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

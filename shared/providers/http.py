@@ -61,8 +61,12 @@ class HttpClient:
         self._keepalive_s = keepalive_s
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        self._closed = False
 
-    def session(self) -> aiohttp.ClientSession:
+    def session(self, provider_id: str = "") -> aiohttp.ClientSession:
+        if self._closed:  # e.g. a retry still holding a provider replaced meanwhile
+            raise ProviderError(f"upstream {provider_id}: client closed (provider replaced)",
+                                error_class="transient", provider_id=provider_id)
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.max_connections,
                                              keepalive_timeout=self._keepalive_s)
@@ -87,9 +91,9 @@ class HttpClient:
                    provider_id: str, timeout_s: float | None = None) -> HttpResponse:
         """POST and read the whole answer; transport failures come out classified."""
         try:
-            async with self.session().post(url, data=body, headers=headers,
-                                           timeout=self.timeout(timeout_s),
-                                           allow_redirects=False) as resp:
+            async with self.session(provider_id).post(url, data=body, headers=headers,
+                                                      timeout=self.timeout(timeout_s),
+                                                      allow_redirects=False) as resp:
                 return HttpResponse(resp.status, await resp.read(), resp.headers)
         except _TRANSPORT_ERRORS as exc:
             raise classify_exception(exc, provider_id=provider_id) from None
@@ -102,9 +106,9 @@ class HttpClient:
         HTTP errors and transport failures (before or during the stream) come out
         classified; the response is always released."""
         try:
-            async with self.session().post(url, data=body, headers=headers,
-                                           timeout=self.timeout(timeout_s),
-                                           allow_redirects=False) as resp:
+            async with self.session(provider_id).post(url, data=body, headers=headers,
+                                                      timeout=self.timeout(timeout_s),
+                                                      allow_redirects=False) as resp:
                 if resp.status >= 400:
                     text = (await resp.read()).decode("utf-8", "replace")
                     raise classify_status(resp.status, text, resp.headers,
@@ -120,9 +124,10 @@ class HttpClient:
             return HttpResponse(resp.status, await resp.read(), resp.headers)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
 async def _lines(resp: aiohttp.ClientResponse, provider_id: str) -> AsyncIterator[str]:
@@ -203,7 +208,7 @@ async def probe_models(client: HttpClient, url: str,
     started = time.perf_counter()
     try:
         resp = await client.get(url, headers, timeout_s=10)
-    except _TRANSPORT_ERRORS as exc:
+    except (*_TRANSPORT_ERRORS, ProviderError) as exc:
         return ProbeResult(ok=False, latency_ms=(time.perf_counter() - started) * 1000,
                            detail=type(exc).__name__)
     ms = (time.perf_counter() - started) * 1000

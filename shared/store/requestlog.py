@@ -1,7 +1,9 @@
 """Request-log and reward writes, batched off the request's critical path.
 
-``submit`` only enqueues; a background task writes batches, one transaction each, the
-rows inserted ``batch_size`` at a time so the event loop is never held for a backlog.
+``submit`` only enqueues; a background task writes a batch every ``interval_s`` (at most
+``max_transaction`` rows), one transaction and one ``executemany`` per table, so the write
+lock is held for few event-loop round trips (several gateway processes may share one
+SQLite file). Rows are built ``batch_size`` at a time, yielding to the loop in between.
 ``submit_paced`` adds backpressure: past ``high_water`` pending rows the caller waits,
 so a saturated gateway slows to the write rate instead of piling rows up in memory
 (measured in bench/: without it the backlog grew ~3 KB per request at saturation).
@@ -37,7 +39,7 @@ def _request_row(r: RequestRecord) -> dict[str, Any]:
 
 class RequestLogWriter:
     def __init__(self, url: str, *, batch_size: int = 100, interval_s: float = 0.1,
-                 max_transaction: int = 2000, high_water: int = 2000,
+                 max_transaction: int = 1000, high_water: int = 2000,
                  checkpoint_s: float = 1.0) -> None:
         # SQLite: a commit that triggers the WAL auto-checkpoint waits for it (fsyncs: over a
         # second on slow disks, measured here), and the backlog then hits backpressure; so
@@ -70,13 +72,19 @@ class RequestLogWriter:
                                                      name="request-log-checkpoint")
 
     async def _checkpoints(self) -> None:
+        failures = 0
         while True:
             await asyncio.sleep(self._checkpoint_s)
             try:
                 async with self._engine.connect() as conn:
                     await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                failures = 0
             except Exception:  # busy or transient: the next round checkpoints
-                log.debug("WAL checkpoint skipped", exc_info=True)
+                failures += 1
+                # nothing else checkpoints this WAL: say so when it keeps failing
+                level = logging.WARNING if failures % 30 == 0 else logging.DEBUG
+                log.log(level, "WAL checkpoint failed (%d in a row)", failures,
+                        exc_info=True)
 
     def submit(self, record: RequestRecord, rewards: list[RewardRecord] | None = None) -> None:
         """Enqueue the rows (never blocks)."""
@@ -140,8 +148,14 @@ class RequestLogWriter:
             # rows built before the transaction; one executemany per table: the write
             # lock is held for as few event-loop round trips as possible (under load each
             # costs a loop iteration, and other processes may be waiting for the lock)
-            rows = [_request_row(r) for r, _ in items]
-            rewards = [w.model_dump(mode="python") for _, ws in items for w in ws]
+            rows: list[dict[str, Any]] = []
+            rewards: list[dict[str, Any]] = []
+            for i in range(0, len(items), self._batch):
+                if i:
+                    await asyncio.sleep(0)  # a large backlog must not hold the loop
+                for r, ws in items[i:i + self._batch]:
+                    rows.append(_request_row(r))
+                    rewards.extend(w.model_dump(mode="python") for w in ws)
             async with self._engine.begin() as conn:
                 await conn.execute(insert(RequestLogRow), rows)
                 if rewards:

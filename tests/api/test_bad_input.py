@@ -121,3 +121,19 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+async def test_a_client_disconnecting_mid_body_is_a_400_not_a_500() -> None:
+    from starlette.requests import Request
+
+    from api.deps import json_body
+    from shared.contracts import ChatBody
+    from shared.errors import BadRequest
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    with pytest.raises(BadRequest) as exc:
+        await json_body(request, ChatBody)
+    assert exc.value.status_code == 400 and "disconnected" in exc.value.message

@@ -158,3 +158,18 @@ async def test_long_stream_lines(fake: FakeProvider) -> None:
         await _stream(a)
     assert exc.value.error_class == "transient" and "too long" in exc.value.message
     await a.aclose()
+
+
+async def test_a_closed_client_fails_classified(fake: FakeProvider) -> None:
+    """A retry still holding a replaced provider's adapter gets a transient ProviderError
+    (not a crash, and no new connection pool left open)."""
+    a = OpenAIAdapter("p", client=build_client(connect_timeout_s=2, read_timeout_s=5,
+                                               max_connections=2), base_urls=[fake.url])
+    assert (await a.complete(CALL)).content
+    await a.aclose()
+    with pytest.raises(ProviderError) as exc:
+        await a.complete(CALL)
+    assert exc.value.error_class == "transient" and "closed" in exc.value.message
+    with pytest.raises(ProviderError):
+        await _stream(a)
+    assert not (await a.probe()).ok
