@@ -41,6 +41,13 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def _workers(pid: int) -> list[int]:
+    """The gateway processes among the supervisor's children (not multiprocessing's
+    resource tracker)."""
+    return [p for p in _children(pid)
+            if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()]
+
+
 def _established(pid: int, port: int) -> set[int]:
     """Inodes of the ESTABLISHED sockets on ``port`` that process ``pid`` holds."""
     mine = set()
@@ -77,8 +84,7 @@ def test_two_workers_share_the_connections_and_stop_on_sigterm(tmp_path: Path) -
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
-        workers = [p for p in _children(proc.pid)
-                   if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()]
+        workers = _workers(proc.pid)
         assert len(workers) == 2, workers
         clients = [httpx.Client(base_url=url, trust_env=False, timeout=30) for _ in range(32)]
         try:
@@ -116,14 +122,12 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
-        workers = [p for p in _children(proc.pid)
-                   if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()]
+        workers = _workers(proc.pid)
         time.sleep(10.5)  # past the start-up grace: a death now is a crash, not a bad start
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            now = [p for p in _children(proc.pid)
-                   if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()]
+            now = _workers(proc.pid)
             if len(now) == 2 and workers[0] not in now:
                 break
             time.sleep(0.2)
