@@ -7,7 +7,7 @@ context is assembled in a single async function.
 The two hot routes (``POST /v1/chat``, ``POST /v1/chat/completions``) skip FastAPI's
 request handling altogether (``lean_post``): plain Starlette routes that build the same
 context and parse their body with pydantic-core in one pass. Measured with 1 gateway
-process at c=16: ~700 → ~560 µs of CPU per request. Errors go through the same app-level
+process at c=16: ~700 → ~590 µs of CPU per request. Errors go through the same app-level
 handlers; the OpenAPI document still describes them (``document_lean_routes``).
 """
 

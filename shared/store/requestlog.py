@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from shared.contracts import RequestRecord, RewardRecord
-from shared.store.db import create_engine, create_sessionmaker
+from shared.store.db import create_engine
 from shared.store.tables import RequestLogRow, RewardRow
 
 log = logging.getLogger("tokenhub.store")
@@ -46,10 +46,9 @@ class RequestLogWriter:
         # this engine's commits never checkpoint, and a side task does it on its own
         # connection every ``checkpoint_s``.
         self._sqlite = url.startswith("sqlite")
-        self._engine = create_engine(url, wal_autocheckpoint=not self._sqlite)
+        self._engine = create_engine(url, wal_autocheckpoint=False)  # SQLite only
         self._checkpoint_s = checkpoint_s
         self._checkpointer: asyncio.Task[None] | None = None
-        self._sm = create_sessionmaker(self._engine)
         self._batch = batch_size
         self._interval = interval_s
         self._max_tx = max_transaction
