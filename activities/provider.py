@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from shared.errors import NotFound, ProviderError
-from shared.orchestration.local import attempt_once
+from shared.orchestration.calls import attempt_once
 from shared.orchestration.ports import ModelCall, ModelCallResult
 from shared.providers.base import ProviderAdapter
 

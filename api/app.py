@@ -22,24 +22,23 @@ from api.background import routing_upkeep, vault_watch
 from api.catalog import reload_catalog
 from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
+from api.embedded import start_embedded_worker
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routes import admin_catalog, admin_security, chat, health, openai_compat, plan
 from api.security import SecurityState, build_security
 from api.state import AppState
-from api.temporal import TemporalRunner, TemporalUnavailable
+from api.temporal import TemporalRunner
 from shared.config import Catalog, Settings, load_catalog, load_settings
 from shared.errors import ConfigError, Unauthorized
-from shared.orchestration.ports import RecordBatch
+from shared.orchestration.retry import RetrySpec
 from shared.providers.registry import ProviderRegistry
-from shared.routing.retry import RetrySpec
 from shared.runtime import tune_gc
 from shared.security.redact import SecretRegistry, install_redaction
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
 from shared.telemetry.metrics import Metrics
-from worker.main import build_worker
 
 log = logging.getLogger("tokenhub.api")
 
@@ -71,7 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await reload_catalog(state, sec)
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     app.state.dispatcher = Dispatcher(state, temporal)
-    worker_task = await _start_embedded_worker(state, temporal)
+    worker_task = await start_embedded_worker(state, temporal)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
     tune_gc()
@@ -109,29 +108,6 @@ async def _unlock_vault_from_env(state: AppState, sec: SecurityState) -> None:
     except Unauthorized:
         raise ConfigError("TOKENHUB_VAULT_PASSWORD: wrong vault password") from None
     state.metrics.vault_unlocked.set(1)
-
-
-async def _start_embedded_worker(state: AppState, temporal: TemporalRunner | None
-                                 ) -> asyncio.Task[None] | None:
-    """With TOKENHUB_TEMPORAL_EMBEDDED_WORKER, run a worker in this process: workflow
-    starts can then be eager (no matching round trip for the first workflow task)."""
-    if temporal is None or not state.settings.temporal_embedded_worker:
-        return None
-    try:
-        client = await temporal.client()
-    except TemporalUnavailable as exc:
-        log.warning("embedded worker not started: %s", exc)
-        return None
-
-    async def write(batch: RecordBatch) -> None:
-        await state.log_writer.write_now(batch.record, batch.rewards)
-
-    worker = build_worker(client, task_queue=state.settings.temporal_task_queue,
-                          lookup=lambda pid: state.registry.get(pid), writer=write,
-                          attempt_timeout_s=state.retry.attempt_timeout_s,
-                          sandbox=state.settings.temporal_workflow_sandbox)
-    temporal.eager = True
-    return asyncio.create_task(worker.run(), name="embedded-temporal-worker")
 
 
 def _document_bodies(app: FastAPI) -> None:

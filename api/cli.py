@@ -45,10 +45,10 @@ def serve(
     kwargs = {"app": "api.app:create_app", "factory": True, "host": host or settings.host,
               "port": port or settings.port, "access_log": False, "log_config": None,
               "log_level": settings.log_level.lower(), "loop": settings.event_loop}
-    from api import workers as gateway_workers
+    from api import processes as gateway_processes
 
-    if workers > 1 and gateway_workers.supported():
-        raise typer.Exit(gateway_workers.run(workers, kwargs, log_level=settings.log_level))
+    if workers > 1 and gateway_processes.supported():
+        raise typer.Exit(gateway_processes.run(workers, kwargs, log_level=settings.log_level))
     uvicorn.run(**kwargs, workers=workers)  # type: ignore[arg-type]
 
 
@@ -87,7 +87,7 @@ def show_config() -> None:
 @app.command()
 def worker() -> None:
     """Run a Temporal worker (workflows + activities) against TOKENHUB_TEMPORAL_ADDRESS."""
-    from worker.run import run_worker
+    from worker.main import run_worker
 
     try:
         settings = load_settings()

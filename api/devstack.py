@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from engine import devserver
+
 from shared.config import Settings
-from worker import devserver
 
 
 def _wait_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes]) -> bool:

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.config import Catalog, Settings
 from shared.contracts import Attempt
+from shared.orchestration.retry import RetrySpec
 from shared.providers.registry import ProviderRegistry
-from shared.routing.retry import RetrySpec
 from shared.routing.stats import HealthBook, StatsWindow
 from shared.routing.thompson import PosteriorBook
 from shared.routing.types import ModelSpec, ResolvedPolicy, RoutingContext

@@ -18,8 +18,8 @@ from api.security import Budget
 from api.state import AppState
 from shared.contracts import Attempt, RequestRecord, StreamChunk, Usage
 from shared.errors import AllProvidersFailed, ProviderError
+from shared.orchestration.calls import RetriesExhausted, failed_attempt, provider_call, with_retries
 from shared.orchestration.chat import ChatInput, rewards_for
-from shared.orchestration.local import RetriesExhausted, failed_attempt, provider_call, with_retries
 from shared.orchestration.ports import ModelCall
 from shared.routing.engine import escalation_order
 from shared.routing.types import Candidate

@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from engine.client import FAST_FAIL, connect, ensure_search_attributes
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
@@ -25,7 +26,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from shared import errors
 from shared.config import Settings
-from worker.main import FAST_FAIL, connect, ensure_search_attributes
 
 log = logging.getLogger("tokenhub.temporal")
 

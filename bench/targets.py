@@ -172,7 +172,7 @@ def tokenhub_spec(ups: Upstreams, workers: int = 1, *, temporal: bool = False,
 def _temporal_cmd(port: int) -> list[str]:
     """The project's tuned dev-server command if it has one, else the plain CLI."""
     try:
-        from worker import devserver
+        from engine import devserver
 
         return devserver.command(ip=LOOPBACK, port=port, ui_port=None, db_file=None)
     except (ImportError, AttributeError):

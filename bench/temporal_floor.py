@@ -1,6 +1,6 @@
 """The floor under TokenHub's workflow path: Temporal itself, with no TokenHub code.
 
-Starts the tuned dev server (worker/devserver.py) on 127.0.0.1 — with the server's
+Starts the tuned dev server (engine/devserver.py) on 127.0.0.1 — with the server's
 default 4 task-queue partitions, then with the 1 partition we configure — and an in-process
 unsandboxed worker, then runs N sequential workflows (c=1) of three kinds: empty, with
 two no-op local activities (a chat run's shape: provider call + request-log write), and
@@ -25,7 +25,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.procs import free_port, wait_port
-from worker import devserver
+from engine import devserver
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -121,7 +121,7 @@ def main() -> None:
             server.terminate()
             server.wait(15)
     lines = [f"# Temporal floor under the workflow path ({datetime.now(UTC):%Y-%m-%d})", "",
-             f"`python -m bench.temporal_floor`: tuned dev server (worker/devserver.py), "
+             f"`python -m bench.temporal_floor`: tuned dev server (engine/devserver.py), "
              f"in-process unsandboxed Python worker, {args.runs} sequential workflows per row "
              "after 20 warm-up, start → result; no TokenHub code. Same 2-core box.", "",
              "| dev server | workflow | p50 ms | p90 ms | p99 ms |",

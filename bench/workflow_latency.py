@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 
 from api.app import create_app
+from engine import devserver
 from shared.config import Settings, load_catalog
 from tests.conftest import catalog_yaml
 from tests.fake_provider import start_in_thread
 from tests.integration.procs import kill, start_worker, wait_port
 from tests.support.server import ThreadedServer, free_port
-from worker import devserver
 
 
 def _devserver(port: int, tuned: bool, log: Path) -> subprocess.Popen[bytes]:

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ModelCallResult,
         RecordBatch,
     )
-    from shared.routing.retry import RetrySpec
+    from shared.orchestration.retry import RetrySpec
 
 CALL_MODEL = "call_model"
 RECORD_RUN = "record_run"

@@ -18,9 +18,9 @@ from shared.contracts import (
 )
 from shared.errors import AllProvidersFailed, TokenHubError
 from shared.orchestration.ports import Effects, ModelCall, ModelCallFailed, RecordBatch
+from shared.orchestration.retry import RetrySpec
 from shared.routing.engine import escalation_order
 from shared.routing.output import strip_think, validate_json_output
-from shared.routing.retry import RetrySpec
 from shared.routing.thompson import reward
 from shared.routing.types import Candidate, ResolvedPolicy
 

@@ -18,8 +18,8 @@ from shared.orchestration.chat import (
     rewards_for,
 )
 from shared.orchestration.ports import Effects, RecordBatch
+from shared.orchestration.retry import RetrySpec
 from shared.routing.output import validate_json_output
-from shared.routing.retry import RetrySpec
 from shared.routing.types import ResolvedPolicy
 
 

@@ -3,7 +3,7 @@
 One orchestration, two runtimes. Inside a Temporal workflow the port is backed
 by activities (``workflows/effects.py``); in the gateway's fallback it is backed
 by direct calls (:mod:`shared.orchestration.local`). Both retry transient
-failures from the same :class:`shared.routing.retry.RetrySpec`.
+failures from the same :class:`shared.orchestration.retry.RetrySpec`.
 """
 
 from __future__ import annotations

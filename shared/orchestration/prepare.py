@@ -14,12 +14,12 @@ from shared.contracts import ChatBody, Message, Mode, OutputFormat, PlanBody, Po
 from shared.errors import NotFound
 from shared.orchestration.chat import ChatInput, RequestKind, Route
 from shared.orchestration.plan import PlanInput
+from shared.orchestration.retry import RetrySpec
 from shared.routing.directives import parse_directives
 from shared.routing.engine import require_candidates, route
 from shared.routing.estimate import estimate_tokens, size_bucket
 from shared.routing.output import check_schema
 from shared.routing.policy import resolve_policy
-from shared.routing.retry import RetrySpec
 from shared.routing.types import ResolvedPolicy, RoutingContext, RoutingDecision
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.store.tables import Base, UTCDateTime, utcnow
+from shared.store.base import Base, UTCDateTime, utcnow
 
 
 class VaultMetaRow(Base):

@@ -12,9 +12,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from engine import devserver
 from shared.config import Settings, load_catalog
 from tests.support.server import ThreadedServer, free_port
-from worker import devserver
 from workflows import attributes
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from worker import devserver
+from engine import devserver
 
 
 def wait_port(port: int, timeout_s: float = 30) -> None:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from engine import devserver
 from tests.fake_provider import FakeProvider
 from tests.integration.conftest import temporal_address
 from tests.support.server import ThreadedServer
-from worker import devserver
 
 pytestmark = pytest.mark.temporal
 MSG = [{"role": "user", "content": "hello workflow"}]

@@ -21,12 +21,12 @@ from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
 from shared.orchestration.local import LocalEffects
 from shared.orchestration.plan import PlanInput, PlanOutcome, run_plan
 from shared.orchestration.ports import RecordBatch
+from shared.orchestration.retry import RetrySpec
 from shared.providers.registry import ProviderRegistry
-from shared.routing.retry import RetrySpec
 from shared.routing.types import ResolvedPolicy
 from tests.factories import route, spec
 from tests.fake_provider import FakeProvider
-from worker.main import WORKFLOWS, build_worker, sandboxed_runner
+from worker.build import WORKFLOWS, build_worker, sandboxed_runner
 
 pytestmark = pytest.mark.temporal
 FAST = RetrySpec(initial_backoff_s=0.01, max_backoff_s=0.02, jitter=0)

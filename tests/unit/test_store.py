@@ -19,7 +19,8 @@ from shared.store import repo
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
-from shared.store.tables import Base, RequestLogRow
+from shared.store.schema import metadata
+from shared.store.tables import RequestLogRow
 from tests.store_fixtures import db_url
 
 __all__ = ["db_url"]
@@ -53,7 +54,7 @@ async def test_migrations_from_empty_db_match_the_models(db_url: str,
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         diff = await conn.run_sync(
-            lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
+            lambda c: compare_metadata(MigrationContext.configure(c), metadata))
     assert {"providers", "models", "aliases", "request_log", "rewards",
             "alembic_version"} <= tables
     assert diff == []

@@ -18,13 +18,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from engine.devserver import binary
 from shared.contracts import Completion, Usage
 from shared.orchestration.chat import ChatOutcome
 from shared.orchestration.ports import ModelCall, ModelCallResult, RecordBatch
-from shared.routing.retry import RetrySpec
+from shared.orchestration.retry import RetrySpec
 from tests.factories import chat_input, spec
-from worker.devserver import binary
-from worker.main import PASSTHROUGH, WORKFLOWS
+from worker.build import PASSTHROUGH, WORKFLOWS
 
 pytestmark = pytest.mark.temporal
 

@@ -9,10 +9,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.store.tables import Base
-
-target_metadata = Base.metadata
-
+from shared.store.schema import metadata as target_metadata
 
 MIGRATION_LOCK = 7_272_727  # pg_advisory_lock key: one migrating process at a time
 

@@ -1,0 +1,48 @@
+"""Connect to Temporal and register TokenHub's search attributes (gateway and worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig
+
+from shared.config import Settings
+from workflows import attributes
+
+log = logging.getLogger("tokenhub.temporal")
+
+# The gateway must notice a dead Temporal within about a second (then it serves locally);
+# a worker keeps the SDK's patient defaults.
+FAST_FAIL = RetryConfig(initial_interval_millis=50, max_interval_millis=200,
+                        max_elapsed_time_millis=1000, max_retries=4)
+
+
+async def connect(settings: Settings, *, timeout_s: float | None = None,
+                  retry: RetryConfig | None = None) -> Client:
+    coro = Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                          data_converter=pydantic_data_converter, retry_config=retry)
+    return await asyncio.wait_for(coro, timeout_s or settings.temporal_connect_timeout_s)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register TokenHub's search attributes (idempotent; needs operator rights)."""
+    svc = client.operator_service
+    existing = await svc.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    known = set(existing.custom_attributes)
+    types = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+             "DOUBLE": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE}
+    missing = {k.name: types[k.indexed_value_type.name]
+               for k in attributes.ALL_KEYS if k.name not in known}
+    if missing:
+        await svc.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+        log.info("registered search attributes: %s", ", ".join(sorted(missing)))
