@@ -8,14 +8,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from engine.failures import attempt_failure
+from engine.names import CALL_MODEL
 from shared.errors import NotFound, ProviderError
 from shared.orchestration.calls import attempt_once
 from shared.orchestration.ports import ModelCall, ModelCallResult
 from shared.providers.base import ProviderAdapter
 
-CALL_MODEL = "call_model"
 AdapterLookup = Callable[[str], ProviderAdapter]
 T = TypeVar("T")
 
@@ -48,21 +48,17 @@ class ProviderActivities:
     @activity.defn(name=CALL_MODEL)
     async def call_model(self, call: ModelCall) -> ModelCallResult:
         """One attempt at one model. A classified failure becomes an ApplicationError whose
-        type is the error class; only ``transient`` is retryable."""
+        type is the error class (engine/failures.py); only ``transient`` is retryable."""
         started = time.perf_counter()
+        tries = activity.info().attempt
         try:
             adapter = self._lookup(call.model.provider_id)
             res = await _heartbeating(attempt_once(adapter, call, timeout_s=self._timeout))
         except NotFound as exc:
-            raise ApplicationError(exc.message, {"status": None, "latency_ms": 0.0},
-                                   type="fatal", non_retryable=True) from None
+            err = ProviderError(exc.message, error_class="fatal")
+            raise attempt_failure(err, tries=tries, latency_ms=0.0) from None
         except ProviderError as err:
-            details = {"status": err.status, "retry_after": err.retry_after,
-                       "tries": activity.info().attempt,
-                       "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                       "message": err.message[:500]}
-            raise ApplicationError(err.message[:500], details, type=err.error_class,
-                                   non_retryable=not err.retryable) from None
-        res.attempt.tries = activity.info().attempt
+            raise attempt_failure(err, tries=tries, latency_ms=(
+                time.perf_counter() - started) * 1000) from None
+        res.attempt.tries = tries
         return res
-

@@ -6,9 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 
+from engine.names import RECORD_RUN
 from shared.orchestration.ports import RecordBatch
-
-RECORD_RUN = "record_run"
 
 Writer = Callable[[RecordBatch], Awaitable[None]]
 

@@ -24,9 +24,11 @@ from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
 from api.embedded import start_embedded_worker
 from api.errors import install_error_handlers
+from api.gateway import Gateway
 from api.middleware import RequestContextMiddleware
 from api.routes import admin_catalog, admin_security, chat, health, openai_compat, plan
 from api.security import SecurityState, build_security
+from api.service import RequestService
 from api.state import AppState
 from api.temporal import TemporalRunner
 from shared.config import Catalog, Settings, load_catalog, load_settings
@@ -45,13 +47,12 @@ log = logging.getLogger("tokenhub.api")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    catalog: Catalog = app.state.catalog
+    gw: Gateway = app.state.tokenhub
+    settings, catalog, metrics = gw.settings, gw.catalog, gw.metrics
     url = settings.effective_database_url
     await migrate(url)
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
-    metrics: Metrics = app.state.metrics
     writer = RequestLogWriter(url)
     await writer.start()
     registry = ProviderRegistry(catalog, settings)
@@ -63,13 +64,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = AppState(settings=settings, catalog=catalog, registry=registry, log_writer=writer,
                      metrics=metrics, sessionmaker=sessionmaker, retry=retry,
                      plan_retry=plan_retry)
-    app.state.tokenhub = state
-    sec = build_security(state, app.state.secret_registry)
-    app.state.security = sec
+    sec = build_security(state, gw.secrets)
+    gw.state, gw.security = state, sec
     await _unlock_vault_from_env(state, sec)
     await reload_catalog(state, sec)
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
-    app.state.dispatcher = Dispatcher(state, temporal)
+    gw.dispatcher = Dispatcher(state, temporal)
+    gw.service = RequestService(state, gw.dispatcher, sec.apikeys)
     worker_task = await start_embedded_worker(state, temporal)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
@@ -128,8 +129,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     catalog = catalog or load_catalog(settings)
     app = FastAPI(title="TokenHub", version="0.1.0", lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
-    app.state.settings = settings
-    app.state.catalog = catalog
     registry = SecretRegistry()
     for secret in (settings.admin_token, settings.vault_password, settings.api_key_pepper,
                    settings.openai_api_key, settings.anthropic_api_key):
@@ -137,7 +136,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     for p in catalog.providers:
         registry.add(p.resolve_key())
     install_redaction(registry)
-    app.state.secret_registry = registry
+    metrics = Metrics()
+    app.state.tokenhub = Gateway(settings=settings, catalog=catalog, metrics=metrics,
+                                 secrets=registry)
     install_error_handlers(app)
     for module in (chat, openai_compat, plan, health, admin_security, admin_catalog):
         app.include_router(module.router)
@@ -148,7 +149,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                            allow_headers=["authorization", "content-type", "x-request-id"],
                            expose_headers=["x-request-id", "x-tokenhub-model",
                                            "x-tokenhub-provider", "x-tokenhub-executor"])
-    app.state.metrics = Metrics()
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
-                       metrics=app.state.metrics)
+                       metrics=metrics)
     return app

@@ -23,16 +23,21 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from api.dispatch import Dispatcher
+from api.gateway import Gateway
 from api.security import authorize
+from api.service import Caller, RequestService
 from api.state import AppState
 from shared.errors import BadRequest
 from shared.security.apikeys import Principal
 
 
+def gateway_of(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.tokenhub
+    return gw
+
+
 async def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.tokenhub
-    return state
+    return gateway_of(request).state
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
@@ -40,24 +45,23 @@ StateDep = Annotated[AppState, Depends(get_state)]
 
 @dataclass(frozen=True)
 class Ctx:
-    """What a public route needs: state, dispatcher, request id and the caller."""
+    """What a public route needs: the state, the request service and the caller."""
 
     state: AppState
-    dispatcher: Dispatcher
+    service: RequestService
     request_id: str
     principal: Principal | None
 
-    @property
-    def api_key_id(self) -> str | None:
-        return self.principal.key_id if self.principal else None
+    def caller(self, request_body: str | None = None) -> Caller:
+        return Caller(request_id=self.request_id, principal=self.principal,
+                      request_body=request_body)
 
 
 async def context(request: Request, scope: str) -> Ctx:
     """Authorize the caller for ``scope`` and assemble the route's context."""
     principal = await authorize(request, scope)
-    app_state = request.app.state
-    return Ctx(app_state.tokenhub, app_state.dispatcher, str(request.state.request_id),
-               principal)
+    gw = gateway_of(request)
+    return Ctx(gw.state, gw.service, str(request.state.request_id), principal)
 
 
 def _context(scope: str) -> object:

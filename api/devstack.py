@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from engine import devserver
-
 from shared.config import Settings
 
 

@@ -1,4 +1,9 @@
-"""Run an orchestration on the workflow path or in-process, and say which ran (SPEC §2)."""
+"""Run an orchestration on the workflow path or in-process (SPEC §2).
+
+Workflow first; in-process when Temporal is disabled, unreachable or its circuit open.
+The runtime that ran a run stamps its summary (``executor``), so the dispatcher only
+chooses; it keeps no books of its own besides the fallback counter and the circuit.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from temporalio.common import TypedSearchAttributes
 from api.circuit import CircuitBreaker, CircuitState
 from api.state import AppState
 from api.temporal import TemporalRunner, TemporalUnavailable
-from shared.contracts import Attempt, Executor
+from engine.names import CHAT_WORKFLOW, PLAN_WORKFLOW
 from shared.errors import TokenHubError
 from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
 from shared.orchestration.local import LocalEffects
@@ -28,8 +33,6 @@ Out = TypeVar("Out", bound=BaseModel)
 
 
 class Dispatcher:
-    """Workflow first; in-process when Temporal is disabled, unreachable or its circuit open."""
-
     def __init__(self, state: AppState, temporal: TemporalRunner | None = None) -> None:
         self.state = state
         self.temporal = temporal
@@ -46,10 +49,9 @@ class Dispatcher:
     async def _record(self, batch: RecordBatch) -> None:
         await self.state.log_writer.submit_paced(batch.record, batch.rewards)
 
-    async def _execute(self, workflow: str, fn: Callable[[In, Effects], Awaitable[Out]],
-                       inp: In, *, result_type: type[Out], request_id: str,
-                       attrs: TypedSearchAttributes,
-                       memo: dict[str, Any]) -> tuple[Out, Executor]:
+    async def _run(self, workflow: str, fn: Callable[[In, Effects], Awaitable[Out]],
+                   inp: In, *, result_type: type[Out], request_id: str,
+                   attrs: TypedSearchAttributes, memo: dict[str, Any]) -> Out:
         if self.temporal is not None:
             if self.breaker.allow():
                 try:
@@ -60,59 +62,29 @@ class Dispatcher:
                     self.breaker.failure()
                     log.warning("Temporal unavailable, running %s locally: %s", request_id, exc)
                 except TokenHubError:
-                    self.breaker.success()
+                    self.breaker.success()  # the run failed, on Temporal
                     raise
                 else:
                     self.breaker.success()
-                    return out, "temporal"
+                    return out
             self.state.metrics.temporal_fallback.inc()
-        return await fn(inp, self.local), "local"
+        return await fn(inp, self.local)
 
-    async def _run(self, workflow: str, fn: Callable[[In, Effects], Awaitable[Out]], inp: In,
-                   *, result_type: type[Out], request_id: str, attrs: TypedSearchAttributes,
-                   memo: dict[str, Any]) -> tuple[Out, Executor]:
-        executor: Executor = "local"
-        try:
-            out, executor = await self._execute(workflow, fn, inp, result_type=result_type,
-                                                request_id=request_id, attrs=attrs, memo=memo)
-        except TokenHubError as err:
-            err.extra_headers["X-TokenHub-Executor"] = executor
-            self._observe([Attempt.model_validate(a) for a in err.details.get("attempts", [])],
-                          executor)
-            raise
-        self._observe(getattr(out, "attempts", []), executor)
-        return out, executor
-
-    def _observe(self, attempts: list[Attempt], executor: Executor) -> None:
-        self.state.observe(attempts)
-        m = self.state.metrics
-        m.executor.labels(executor).inc()
-        if len(attempts) > 1 and attempts[-1].outcome == "ok":
-            m.failovers.labels("chat").inc()
-        for a in attempts:
-            if a.outcome == "ok":
-                m.cost.labels(a.model).inc(a.cost_usd)
-
-    async def run_chat(self, inp: ChatInput) -> tuple[ChatOutcome, Executor]:
+    async def run_chat(self, inp: ChatInput) -> ChatOutcome:
         first = inp.route.candidates[0].model
         attrs = attributes.initial(kind=inp.kind, mode=inp.policy.mode, model=first.id,
                                    provider=first.provider_id, api_key_id=inp.api_key_id)
         memo = {"kind": inp.kind, "mode": inp.policy.mode, "messages": len(inp.messages),
                 "candidates": [c.model.id for c in inp.route.candidates[:5]],
                 "size_bucket": inp.size_bucket}
-        out, executor = await self._run("ChatWorkflow", run_chat, inp, result_type=ChatOutcome,
-                                        request_id=inp.request_id, attrs=attrs, memo=memo)
-        usage = out.response.usage
-        self.state.metrics.tokens.labels(out.negotiated_model, "input").inc(usage.prompt_tokens)
-        self.state.metrics.tokens.labels(out.negotiated_model, "output").inc(
-            usage.completion_tokens)
-        return out, executor
+        return await self._run(CHAT_WORKFLOW, run_chat, inp, result_type=ChatOutcome,
+                               request_id=inp.request_id, attrs=attrs, memo=memo)
 
-    async def run_plan(self, inp: PlanInput) -> tuple[PlanOutcome, Executor]:
+    async def run_plan(self, inp: PlanInput) -> PlanOutcome:
         first = inp.primary.candidates[0].model
         attrs = attributes.initial(kind="plan", mode=inp.mode, model=first.id,
                                    provider=first.provider_id, api_key_id=inp.api_key_id)
         memo = {"kind": "plan", "mode": inp.mode, "iterations": inp.iterations,
                 "voters": inp.voters, "messages": len(inp.messages)}
-        return await self._run("PlanWorkflow", run_plan, inp, result_type=PlanOutcome,
+        return await self._run(PLAN_WORKFLOW, run_plan, inp, result_type=PlanOutcome,
                                request_id=inp.request_id, attrs=attrs, memo=memo)

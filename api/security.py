@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from api.state import AppState
 from shared.config import Settings
 from shared.errors import RateLimited, Unauthorized
-from shared.security.apikeys import ApiKeyService, Principal, Reservation
+from shared.security.apikeys import ApiKeyService, Principal
 from shared.security.audit import AuditLog
 from shared.security.ratelimit import TokenBuckets, client_ip, parse_networks
 from shared.security.redact import SecretRegistry
@@ -83,7 +83,7 @@ def build_security(state: AppState, secrets_registry: SecretRegistry) -> Securit
 
 
 def security_of(request: Request) -> SecurityState:
-    sec: SecurityState = request.app.state.security
+    sec: SecurityState = request.app.state.tokenhub.security
     return sec
 
 
@@ -107,7 +107,7 @@ async def require_admin(request: Request) -> str:
     try:
         sec.admin_limits.check(ip)
     except RateLimited:
-        request.app.state.metrics.rate_limited.labels("admin").inc()
+        request.app.state.tokenhub.metrics.rate_limited.labels("admin").inc()
         raise
     token = _bearer(request) or ""
     if not hmac.compare_digest(token.encode(), sec.admin_token.encode()):
@@ -123,7 +123,7 @@ async def authorize(request: Request, scope: str) -> Principal | None:
     """Per-IP limit, then (when keys are required, or one is given) key auth, scope and
     per-key limit. Returns the principal, or None when keys are optional and absent."""
     sec = security_of(request)
-    state: AppState = request.app.state.tokenhub
+    state: AppState = request.app.state.tokenhub.state
     try:
         sec.ip_limits.check(request_ip(request))
     except RateLimited:
@@ -145,25 +145,7 @@ async def authorize(request: Request, scope: str) -> Principal | None:
 
 def stored_body(request: Request, body: BaseModel) -> str | None:
     """The request body for the request log (TOKENHUB_LOG_BODIES), secrets masked."""
-    state: AppState = request.app.state.tokenhub
+    state: AppState = request.app.state.tokenhub.state
     if not state.settings.log_bodies:
         return None
     return security_of(request).secrets.redact(body.model_dump_json())
-
-
-class Budget:
-    """Reserve the estimated cost before the provider call, charge the actual after."""
-
-    def __init__(self, request: Request, principal: Principal | None) -> None:
-        self._svc = security_of(request).apikeys
-        self._principal = principal
-        self._res: Reservation | None = None
-
-    async def reserve(self, estimated_usd: float) -> None:
-        if self._principal is not None:
-            self._res = await self._svc.reserve(self._principal, estimated_usd)
-
-    async def settle(self, actual_usd: float) -> None:
-        if self._res is not None:
-            await self._svc.settle(self._res, actual_usd)
-

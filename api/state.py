@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.config import Catalog, Settings
-from shared.contracts import Attempt
+from shared.orchestration.records import RunSummary
 from shared.orchestration.retry import RetrySpec
 from shared.providers.registry import ProviderRegistry
 from shared.routing.stats import HealthBook, StatsWindow
@@ -80,15 +80,14 @@ class AppState:
     def known_model(self, name: str) -> bool:
         return name in self._aliases or any(m.id == name for m in self._specs)
 
-    def observe(self, attempts: list[Attempt]) -> None:
-        """Feed attempt outcomes back into rolling stats and provider cool-downs."""
+    def observe_run(self, run: RunSummary) -> None:
+        """Feed a run's attempts back into rolling stats and provider cool-downs, and its
+        metrics into Prometheus (one summary, built by the orchestration)."""
+        self.metrics.observe_run(run)
         now = time.monotonic()
-        for a in attempts:
+        for a in run.attempts:
             ok = a.outcome == "ok"
             self.stats.observe(a.model, ok, a.latency_ms, now)
-            if ok:
-                continue
-            self.metrics.provider_errors.labels(a.provider, a.outcome).inc()
             if a.outcome == "rate_limited":
                 wait = a.retry_after if a.retry_after is not None else DEFAULT_COOLDOWN_S
                 self.health.cool_down(a.provider, now + wait, "rate limited (429)")

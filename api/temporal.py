@@ -3,7 +3,8 @@
 Failures are sorted in two: Temporal being unreachable (connect refused, RPC
 unavailable, start timeout) raises :class:`TemporalUnavailable`, on which the
 dispatcher falls back to the local runtime; a run that failed on purpose comes
-back as the TokenHubError it was in the workflow (same status, type, details).
+back as the TokenHubError it was in the workflow (same status, type, details, run
+summary; decoded by engine/failures.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from engine.client import FAST_FAIL, connect, ensure_search_attributes
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
@@ -21,10 +21,11 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from shared import errors
+from engine.client import FAST_FAIL, connect, ensure_search_attributes
+from engine.failures import run_error
 from shared.config import Settings
 
 log = logging.getLogger("tokenhub.temporal")
@@ -37,33 +38,6 @@ _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
 
 class TemporalUnavailable(Exception):
     """Temporal could not be reached; the run did not start (or its result is unreachable)."""
-
-
-def _error_types() -> dict[str, type[errors.TokenHubError]]:
-    out: dict[str, type[errors.TokenHubError]] = {}
-    stack: list[type[errors.TokenHubError]] = [errors.TokenHubError]
-    while stack:
-        cls = stack.pop()
-        out.setdefault(cls.error_type, cls)
-        stack.extend(cls.__subclasses__())
-    return out
-
-
-_ERROR_TYPES = _error_types()
-
-
-def to_tokenhub_error(failure: WorkflowFailureError) -> errors.TokenHubError:
-    """Rebuild the TokenHubError a workflow failed with (or a 502 if it failed otherwise)."""
-    cause = failure.cause
-    if isinstance(cause, ApplicationError) and cause.type in _ERROR_TYPES:
-        info = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-        cls = _ERROR_TYPES[cause.type]
-        err = errors.TokenHubError.__new__(cls)
-        errors.TokenHubError.__init__(err, cause.message, details=info.get("details") or {})
-        if isinstance(err, errors.RateLimited):
-            err.retry_after = float(err.details.get("retry_after", 1))
-        return err
-    return errors.AllProvidersFailed(f"workflow failed: {cause or failure}")
 
 
 class TemporalRunner:
@@ -123,7 +97,7 @@ class TemporalRunner:
         try:
             return await handle.result()
         except WorkflowFailureError as failure:
-            raise to_tokenhub_error(failure) from None
+            raise run_error(failure) from None
         except RPCError as exc:
             if exc.status in _UNAVAILABLE:
                 raise TemporalUnavailable(

@@ -139,7 +139,9 @@ class Attempt(BaseModel):
     tries: int = 1
     message: str | None = None
     retry_after: float | None = None
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # what the provider billed for this call (0 unless it answered)
+    input_tokens: int = 0
+    output_tokens: int = 0
     step: str | None = None
 
 

@@ -46,6 +46,9 @@ class TokenHubError(Exception):
         self.message = message
         self.details: dict[str, Any] = details or {}
         self.extra_headers: dict[str, str] = {}
+        # the failed run's RunSummary (shared.orchestration.records), when a run failed:
+        # the gateway's metrics and stats read it; it never reaches the client
+        self.summary: Any = None
 
     def headers(self) -> dict[str, str]:
         """Extra HTTP headers the response must carry."""

@@ -8,14 +8,15 @@ so the failover decision stays in the shared orchestration.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from shared.contracts import Attempt
+    from engine.failures import attempt_from_failure
+    from engine.names import CALL_MODEL, NON_RETRYABLE, RECORD_RUN
+    from shared.contracts import Executor
     from shared.orchestration.ports import (
         ModelCall,
         ModelCallFailed,
@@ -23,11 +24,6 @@ with workflow.unsafe.imports_passed_through():
         RecordBatch,
     )
     from shared.orchestration.retry import RetrySpec
-
-CALL_MODEL = "call_model"
-RECORD_RUN = "record_run"
-NON_RETRYABLE = ["context_overflow", "rate_limited", "fatal"]
-
 
 def retry_policy(spec: RetrySpec) -> RetryPolicy:
     """The activity RetryPolicy equivalent to the local path's retry loop."""
@@ -40,27 +36,9 @@ def retry_policy(spec: RetrySpec) -> RetryPolicy:
     )
 
 
-def _attempt_from_failure(call: ModelCall, err: ActivityError | ApplicationError) -> Attempt:
-    # a regular activity's failure arrives wrapped in an ActivityError; a local activity's
-    # non-retryable or exhausted failure may arrive as the bare ApplicationError
-    cause = err.cause if isinstance(err, ActivityError) else err
-    details: dict[str, Any] = {}
-    outcome = "transient"
-    message = str(cause or err)
-    if isinstance(cause, ApplicationError):
-        outcome = cause.type or "transient"
-        if cause.details and isinstance(cause.details[0], dict):
-            details = cause.details[0]
-        message = cause.message
-    if outcome not in ("context_overflow", "rate_limited", "transient", "fatal"):
-        outcome = "transient"
-    return Attempt(model=call.model.id, provider=call.model.provider_id, outcome=outcome,
-                   status=details.get("status"), latency_ms=details.get("latency_ms", 0.0),
-                   tries=int(details.get("tries", 0)) or 1, message=message[:500],
-                   retry_after=details.get("retry_after"), step=call.step)
-
-
 class TemporalEffects:
+    executor: Executor = "temporal"
+
     def __init__(self, retry: RetrySpec | None = None) -> None:
         self._retry = retry or RetrySpec()
         self._local_calls = self._retry.local_activities
@@ -85,7 +63,7 @@ class TemporalEffects:
                     heartbeat_timeout=timedelta(seconds=spec.heartbeat_timeout_s),
                     summary=f"{call.step}: {call.model.id}")
         except (ActivityError, ApplicationError) as err:
-            raise ModelCallFailed(_attempt_from_failure(call, err)) from None
+            raise ModelCallFailed(attempt_from_failure(call, err)) from None
         return result
 
     async def record(self, batch: RecordBatch) -> None:

@@ -28,7 +28,7 @@ async def readyz(request: Request, state: StateDep) -> Response:
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure
         checks["database"] = f"error: {type(exc).__name__}"
     checks["providers"] = f"{len(state.catalog.providers)} configured"
-    checks["vault"] = await request.app.state.security.vault.state()
+    checks["vault"] = await request.app.state.tokenhub.security.vault.state()
     ready = checks["database"] == "ok"
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)

@@ -11,13 +11,12 @@ from starlette.responses import Response
 
 from api.deps import Ctx, ModelsCtx, json_body, lean_post
 from api.responses import JSONResponse
-from api.routes.chat import routing_headers, run_charged
-from api.security import Budget, stored_body
-from api.streaming import native_stream
+from api.routes.chat import routing_headers
+from api.security import stored_body
+from api.streaming import openai_events, sse_response
 from shared.contracts import ChatBody, ChatRequest, Message, Parameters, Policy
 from shared.errors import BadRequest
 from shared.orchestration.chat import ChatOutcome
-from shared.orchestration.prepare import prepare_chat
 
 router = APIRouter(tags=["openai"])
 
@@ -76,24 +75,15 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
            summary="OpenAI-compatible chat completion (SSE when stream is true)", tag="openai")
 async def chat_completions(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, CompletionsBody)
-    state, principal = ctx.state, ctx.principal
-    chat = body.to_chat_body()
-    hint = chat.request.model_hint
-    inp = prepare_chat(
-        chat, request_id=ctx.request_id, kind="stream" if body.stream else "completions",
-        defaults=state.default_policy, ctx=state.routing_context(), rng=state.rng,
-        max_attempts=state.settings.max_attempts, retry=state.retry,
-        known_model=hint is None or state.known_model(hint),
-        request_body=stored_body(request, body),
-        api_key_id=ctx.api_key_id,
-    )
-    budget = Budget(request, principal)
-    await budget.reserve(inp.route.candidates[0].estimated_cost_usd)
+    caller = ctx.caller(stored_body(request, body))
+    inp = ctx.service.prepare_chat(body.to_chat_body(), caller,
+                                   kind="stream" if body.stream else "completions")
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
-        return await native_stream(state, inp, include_usage=include_usage, budget=budget)
-    outcome, executor = await run_charged(ctx.dispatcher, inp, budget)
-    return JSONResponse(completion_object(outcome), headers=routing_headers(outcome, executor))
+        opened = await ctx.service.stream_chat(inp, caller)
+        return sse_response(opened, openai_events(opened, include_usage=include_usage))
+    outcome = await ctx.service.run_chat(inp, caller)
+    return JSONResponse(completion_object(outcome), headers=routing_headers(outcome))
 
 
 @router.get("/v1/models")

@@ -13,9 +13,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from shared.contracts import Attempt
+from shared.contracts import Attempt, StreamChunk
 from shared.errors import ProviderError
-from shared.orchestration.ports import ModelCall, ModelCallResult
+from shared.orchestration.ports import ModelCall, ModelCallResult, OpenedStream
 from shared.orchestration.retry import RetrySpec
 from shared.providers.base import ProviderAdapter, ProviderCall
 
@@ -29,6 +29,22 @@ def provider_call(call: ModelCall, timeout_s: float | None = None) -> ProviderCa
                         timeout_s=timeout_s)
 
 
+async def open_stream_once(adapter: ProviderAdapter, call: ModelCall, *,
+                           timeout_s: float | None = None) -> OpenedStream:
+    """Open a provider stream and read its first chunk (the end of failover for it)."""
+    it = aiter(adapter.stream(provider_call(call, timeout_s)))
+    try:
+        first = await anext(it)
+    except StopAsyncIteration:
+        first = StreamChunk()
+    except BaseException:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        raise
+    return OpenedStream(first=first, rest=it)
+
+
 async def attempt_once(adapter: ProviderAdapter, call: ModelCall, *,
                        timeout_s: float | None = None) -> ModelCallResult:
     """One provider attempt, timed; failures raise ProviderError (classified)."""
@@ -39,6 +55,7 @@ async def attempt_once(adapter: ProviderAdapter, call: ModelCall, *,
     cost = call.model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
     attempt = Attempt(model=call.model.id, provider=call.model.provider_id, outcome="ok",
                       status=200, latency_ms=round(latency_ms, 3), cost_usd=cost,
+                      input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
                       step=call.step)
     return ModelCallResult(completion=completion, attempt=attempt, cost_usd=cost)
 

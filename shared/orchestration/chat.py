@@ -1,9 +1,9 @@
-"""Chat orchestration: failover over ranked candidates, output shaping, logging."""
+"""Chat orchestration: failover over ranked candidates, output shaping, the run's record."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -12,20 +12,23 @@ from shared.contracts import (
     Completion,
     NormalizedResponse,
     OutputFormat,
-    RequestRecord,
     ResponseMessage,
-    RewardRecord,
 )
 from shared.errors import AllProvidersFailed, TokenHubError
-from shared.orchestration.ports import Effects, ModelCall, ModelCallFailed, RecordBatch
+from shared.orchestration.ports import Effects, ModelCall, ModelCallFailed
+from shared.orchestration.records import (
+    RequestKind,
+    RunSummary,
+    SizeBucket,
+    record_batch,
+    summarize,
+)
 from shared.orchestration.retry import RetrySpec
 from shared.routing.engine import escalation_order
 from shared.routing.output import strip_think, validate_json_output
-from shared.routing.thompson import reward
 from shared.routing.types import Candidate, ResolvedPolicy
 
-RequestKind = Literal["chat", "plan", "completions", "messages", "stream"]
-SizeBucket = Literal["small", "medium", "large"]
+__all__ = ["ChatInput", "ChatOutcome", "RequestKind", "Route", "SizeBucket", "run_chat"]
 
 
 class Route(BaseModel):
@@ -51,6 +54,14 @@ class ChatInput(BaseModel):
     api_key_id: str | None = None
     request_body: str | None = None  # only when TOKENHUB_LOG_BODIES is on
 
+    def summary(self, fx: Effects, attempts: list[Attempt], start: datetime,
+                error: TokenHubError | None = None) -> RunSummary:
+        return summarize(
+            request_id=self.request_id, kind=self.kind, mode=self.policy.mode,
+            executor=fx.executor, attempts=attempts, latency_ms=elapsed_ms(fx, start),
+            api_key_id=self.api_key_id, size_bucket=self.size_bucket,
+            budget_ms=self.policy.max_latency_ms, error=error)
+
 
 class StepResult(BaseModel):
     """One routed step that succeeded (possibly after failovers)."""
@@ -67,11 +78,15 @@ class ChatOutcome(BaseModel):
     provider: str
     estimated_cost_usd: float
     routing_reason: str
-    attempts: list[Attempt]
     response: NormalizedResponse
+    summary: RunSummary
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return self.summary.attempts
 
 
-def _elapsed_ms(fx: Effects, start: datetime) -> float:
+def elapsed_ms(fx: Effects, start: datetime) -> float:
     return (fx.now() - start).total_seconds() * 1000
 
 
@@ -97,7 +112,7 @@ async def complete_with_failover(
     remaining = list(route.candidates)
     tried = 0
     while remaining and tried < max_attempts:
-        if tried and _elapsed_ms(fx, start) >= policy.max_latency_ms:
+        if tried and elapsed_ms(fx, start) >= policy.max_latency_ms:
             break
         cand = remaining.pop(0)
         tried += 1
@@ -129,28 +144,13 @@ def shape_output(content: str, fmt: OutputFormat | None) -> tuple[str, Any | Non
     return content, None
 
 
-def rewards_for(*, request_id: str, size_bucket: SizeBucket, budget_ms: int,
-                attempts: list[Attempt], now: datetime) -> list[RewardRecord]:
-    """One reward row per attempted model: 0 on failure, SPEC §4 formula on success."""
-    return [
-        RewardRecord(
-            request_id=request_id, created_at=now, model=a.model, size_bucket=size_bucket,
-            success=a.outcome == "ok", cost_usd=a.cost_usd, latency_ms=a.latency_ms,
-            reward=reward(a.outcome == "ok", a.cost_usd, a.latency_ms, budget_ms))
-        for a in attempts
-    ]
-
-
-def _record(inp: ChatInput, attempts: list[Attempt], now: datetime, latency_ms: float,
-            **fields: Any) -> RecordBatch:
-    rec = RequestRecord(
-        request_id=inp.request_id, created_at=now, kind=inp.kind, mode=inp.policy.mode,
-        latency_ms=latency_ms, attempts=attempts, api_key_id=inp.api_key_id,
-        request_body=inp.request_body, **fields,
-    )
-    return RecordBatch(record=rec, rewards=rewards_for(
-        request_id=inp.request_id, size_bucket=inp.size_bucket,
-        budget_ms=inp.policy.max_latency_ms, attempts=attempts, now=now))
+async def fail_run(fx: Effects, err: TokenHubError, summary: RunSummary,
+                   request_body: str | None) -> None:
+    """Record a failed run and attach what it did to the error (attempts for the client,
+    the summary for the gateway's metrics)."""
+    err.details.setdefault("attempts", [a.model_dump() for a in summary.attempts])
+    err.summary = summary
+    await fx.record(record_batch(summary, fx.now(), request_body=request_body))
 
 
 async def run_chat(inp: ChatInput, fx: Effects) -> ChatOutcome:
@@ -164,26 +164,17 @@ async def run_chat(inp: ChatInput, fx: Effects) -> ChatOutcome:
             attempts=attempts)
         content, parsed = shape_output(step.completion.content, inp.output_format)
     except TokenHubError as err:
-        err.details.setdefault("attempts", [a.model_dump() for a in attempts])
-        failed = attempts[-1] if attempts else None
-        await fx.record(_record(
-            inp, attempts, fx.now(), _elapsed_ms(fx, start), status="error",
-            http_status=err.status_code, error_class=failed.outcome if failed else None,
-            model=failed.model if failed else None,
-            provider=failed.provider if failed else None))
+        await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body)
         raise
-    usage = step.completion.usage
+    summary = inp.summary(fx, attempts, start)
+    await fx.record(record_batch(summary, fx.now(), request_body=inp.request_body))
     model = step.candidate.model
-    await fx.record(_record(
-        inp, attempts, fx.now(), _elapsed_ms(fx, start), model=model.id,
-        provider=model.provider_id, input_tokens=usage.prompt_tokens,
-        output_tokens=usage.completion_tokens, cost_usd=step.cost_usd))
     return ChatOutcome(
         request_id=inp.request_id, negotiated_model=model.id, provider=model.provider_id,
         estimated_cost_usd=step.candidate.estimated_cost_usd, routing_reason=inp.route.reason,
-        attempts=attempts,
+        summary=summary,
         response=NormalizedResponse(
             message=ResponseMessage(content=content, tool_calls=step.completion.tool_calls),
-            finish_reason=step.completion.finish_reason, usage=usage,
+            finish_reason=step.completion.finish_reason, usage=step.completion.usage,
             cost_usd=step.cost_usd, parsed=parsed),
     )

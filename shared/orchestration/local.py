@@ -10,16 +10,25 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from shared.contracts import Executor
 from shared.errors import NotFound, ProviderError
 from shared.orchestration.calls import (
     AdapterLookup,
     RetriesExhausted,
     attempt_once,
     failed_attempt,
+    open_stream_once,
     with_retries,
 )
-from shared.orchestration.ports import ModelCall, ModelCallFailed, ModelCallResult, RecordBatch
+from shared.orchestration.ports import (
+    ModelCall,
+    ModelCallFailed,
+    ModelCallResult,
+    OpenedStream,
+    RecordBatch,
+)
 from shared.orchestration.retry import RetrySpec
+from shared.providers.base import ProviderAdapter
 
 Recorder = Callable[[RecordBatch], Awaitable[None]]
 
@@ -34,18 +43,36 @@ class LocalEffects:
         self._retry = retry
         self._rng = rng or random.Random()
 
+    executor: Executor = "local"
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     async def record(self, batch: RecordBatch) -> None:
         await self._recorder(batch)
 
-    async def call_model(self, call: ModelCall) -> ModelCallResult:
+    def _adapter(self, call: ModelCall) -> ProviderAdapter:
         try:
-            adapter = self._adapters(call.model.provider_id)
+            return self._adapters(call.model.provider_id)
         except NotFound as exc:
             err = ProviderError(exc.message, error_class="fatal")
             raise ModelCallFailed(failed_attempt(call, err, tries=1, latency_ms=0)) from None
+
+    async def open_stream(self, call: ModelCall) -> OpenedStream:
+        adapter = self._adapter(call)
+        timeout = self._retry.attempt_timeout_s
+        try:
+            opened, tries = await with_retries(
+                self._retry, self._rng,
+                lambda: open_stream_once(adapter, call, timeout_s=timeout))
+        except RetriesExhausted as ex:
+            raise ModelCallFailed(
+                failed_attempt(call, ex.err, tries=ex.tries, latency_ms=ex.latency_ms)) from None
+        opened.tries = tries
+        return opened
+
+    async def call_model(self, call: ModelCall) -> ModelCallResult:
+        adapter = self._adapter(call)
         timeout = self._retry.attempt_timeout_s
         try:
             res, tries = await with_retries(

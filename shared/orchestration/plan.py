@@ -7,17 +7,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.contracts import Attempt, PlanMode, RequestRecord
+from shared.contracts import Attempt, PlanMode
 from shared.errors import AllProvidersFailed, TokenHubError
 from shared.orchestration import prompts
 from shared.orchestration.chat import (
     Route,
-    SizeBucket,
     StepResult,
     complete_with_failover,
-    rewards_for,
+    elapsed_ms,
+    fail_run,
 )
-from shared.orchestration.ports import Effects, RecordBatch
+from shared.orchestration.ports import Effects
+from shared.orchestration.records import RunSummary, SizeBucket, record_batch, summarize
 from shared.orchestration.retry import RetrySpec
 from shared.routing.output import validate_json_output
 from shared.routing.types import ResolvedPolicy
@@ -46,10 +47,23 @@ class PlanOutcome(BaseModel):
     mode: PlanMode
     result: dict[str, Any]
     models: list[str]
-    attempts: list[Attempt]
-    cost_usd: float
-    input_tokens: int
-    output_tokens: int
+    summary: RunSummary
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return self.summary.attempts
+
+    @property
+    def cost_usd(self) -> float:
+        return self.summary.cost_usd
+
+    @property
+    def input_tokens(self) -> int:
+        return self.summary.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.summary.output_tokens
 
 
 class _Run:
@@ -167,29 +181,19 @@ async def run_plan(inp: PlanInput, fx: Effects) -> PlanOutcome:
         if inp.output_schema is not None:
             result["parsed"] = validate_json_output(result[_FINAL[inp.mode]], inp.output_schema)
     except TokenHubError as err:
-        err.details.setdefault("attempts", [a.model_dump() for a in run.attempts])
-        await fx.record(_batch(run, start, status="error", http_status=err.status_code))
+        await fail_run(fx, err, _summary(run, start, err), inp.request_body)
         raise
-    await fx.record(_batch(run, start))
+    summary = _summary(run, start)
+    await fx.record(record_batch(summary, fx.now(), request_body=inp.request_body))
     return PlanOutcome(
         request_id=inp.request_id, mode=inp.mode, result=result,
-        models=sorted({s.candidate.model.id for s in run.steps}), attempts=run.attempts,
-        cost_usd=sum(s.cost_usd for s in run.steps),
-        input_tokens=sum(s.completion.usage.prompt_tokens for s in run.steps),
-        output_tokens=sum(s.completion.usage.completion_tokens for s in run.steps))
+        models=sorted({s.candidate.model.id for s in run.steps}), summary=summary)
 
 
-def _batch(run: _Run, start: Any, **fields: Any) -> RecordBatch:
-    inp, now = run.inp, run.fx.now()
-    main = run.steps[0].candidate.model if run.steps else None
-    cost = sum(s.cost_usd for s in run.steps)
-    record = RequestRecord(
-        request_id=inp.request_id, created_at=now, kind="plan", mode=inp.mode,
-        model=main.id if main else None, provider=main.provider_id if main else None,
-        input_tokens=sum(s.completion.usage.prompt_tokens for s in run.steps),
-        output_tokens=sum(s.completion.usage.completion_tokens for s in run.steps),
-        cost_usd=cost, latency_ms=(now - start).total_seconds() * 1000, attempts=run.attempts,
-        api_key_id=inp.api_key_id, request_body=inp.request_body, **fields)
-    return RecordBatch(record=record, rewards=rewards_for(
-        request_id=inp.request_id, size_bucket=inp.size_bucket,
-        budget_ms=inp.policy.max_latency_ms, attempts=run.attempts, now=now))
+def _summary(run: _Run, start: Any, error: TokenHubError | None = None) -> RunSummary:
+    inp = run.inp
+    return summarize(
+        request_id=inp.request_id, kind="plan", mode=inp.mode, executor=run.fx.executor,
+        attempts=run.attempts, latency_ms=elapsed_ms(run.fx, start),
+        api_key_id=inp.api_key_id, size_bucket=inp.size_bucket,
+        budget_ms=inp.policy.max_latency_ms, error=error)

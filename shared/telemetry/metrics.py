@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shared.orchestration.records import RunSummary
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -22,10 +24,10 @@ class Metrics:
         self.cost = Counter("tokenhub_cost_usd", "Cost in USD", ["model"], registry=r)
         self.provider_errors = Counter("tokenhub_provider_errors", "Provider errors by class",
                                        ["provider", "error_class"], registry=r)
-        self.failovers = Counter("tokenhub_failovers", "Requests served after a failover",
-                                 ["route"], registry=r)
-        self.executor = Counter("tokenhub_executor", "Requests by executor",
-                                ["executor"], registry=r)
+        self.failovers = Counter("tokenhub_failovers", "Runs served after a failover",
+                                 ["kind"], registry=r)
+        self.executor = Counter("tokenhub_executor", "Runs by the executor that ran them",
+                                ["executor", "kind"], registry=r)
         self.temporal_fallback = Counter("tokenhub_temporal_fallback",
                                          "Requests run locally because Temporal was unreachable",
                                          registry=r)
@@ -40,3 +42,18 @@ class Metrics:
                                    "Request-log rows that could not be written", registry=r)
         self.log_queue = Gauge("tokenhub_request_log_queue",
                                "Request-log rows waiting to be written", registry=r)
+
+    def observe_run(self, run: RunSummary) -> None:
+        """A run's metrics, from its summary (the one place they are counted)."""
+        self.executor.labels(run.executor, run.kind).inc()
+        if run.failed_over:
+            self.failovers.labels(run.kind).inc()
+        for a in run.attempts:
+            if a.outcome != "ok":
+                self.provider_errors.labels(a.provider, a.outcome).inc()
+            if a.cost_usd:
+                self.cost.labels(a.model).inc(a.cost_usd)
+            if a.input_tokens:
+                self.tokens.labels(a.model, "input").inc(a.input_tokens)
+            if a.output_tokens:
+                self.tokens.labels(a.model, "output").inc(a.output_tokens)

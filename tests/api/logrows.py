@@ -12,7 +12,7 @@ from tests.support.server import ThreadedServer
 
 def _db_path(gateway: ThreadedServer) -> str:
     app: Any = gateway.server.config.app
-    url: str = app.state.settings.effective_database_url
+    url: str = app.state.tokenhub.settings.effective_database_url
     return url.split(":///", 1)[1]
 
 

@@ -29,7 +29,7 @@ def test_metrics_count_requests_tokens_cost_and_errors(client: httpx.Client,
     assert 'tokenhub_cost_usd_total{model="small"}' in text
     assert ('tokenhub_provider_errors_total{error_class="rate_limited",provider="fake-openai"}'
             ' 1.0') in text
-    assert 'tokenhub_executor_total{executor="local"} 2.0' in text
+    assert 'tokenhub_executor_total{executor="local",kind="chat"} 2.0' in text
     assert "sk-test-openai-secret" not in text
 
 
@@ -42,7 +42,7 @@ def test_stats_are_seeded_from_the_request_log_on_restart(gateway_factory: Any,
                                                  "model_hint": "medium"}})
     first.stop()  # drains the batched request log
     second: ThreadedServer = gateway_factory()
-    state = second.server.config.app.state.tokenhub  # type: ignore[attr-defined]
+    state = second.server.config.app.state.tokenhub.state  # type: ignore[attr-defined]
     for _ in range(50):
         if "medium" in state.stats.snapshot():
             break

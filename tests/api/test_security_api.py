@@ -213,7 +213,7 @@ def test_vault_autolock_drops_provider_keys(gateway_factory: Any, fake: FakeProv
     srv: ThreadedServer = gateway_factory(require_api_key=False, admin_token=ADMIN,
                                           vault_password=VAULT_PW)
     app: Any = srv.server.config.app
-    state, sec = app.state.tokenhub, app.state.security
+    state, sec = app.state.tokenhub.state, app.state.tokenhub.security
     with admin(srv) as c:
         assert c.get("/admin/v1/vault").json() == {"state": "unlocked"}  # env password
         c.post("/admin/v1/providers", json={"id": "v3", "type": "openai",

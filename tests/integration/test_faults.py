@@ -97,7 +97,7 @@ async def test_temporal_killed_then_back(fake: FakeProvider, tmp_path: Path,
             server = start_devserver(port, db, log)
             await _eventually_executor(c, body, "temporal", 45)
             metrics = (await c.get("/metrics")).text
-        locals_served = _metric(metrics, 'tokenhub_executor_total{executor="local"}')
+        locals_served = _metric(metrics, 'tokenhub_executor_total{executor="local",kind="chat"}')
         assert locals_served >= 6  # (more if the first probes after the restart failed)
         assert _metric(metrics, "tokenhub_temporal_fallback_total") == locals_served
     finally:

@@ -1,0 +1,152 @@
+"""The request service: every run — chat, stream, plan — is prepared, charged, dispatched,
+settled and observed here, once.
+
+Routes only translate wire formats (native, OpenAI-compatible, and later Anthropic and
+async runs) into a prepared input and the service's answer back. The sequence is the
+same for every kind of run:
+
+    prepare (directives, policy, route)  →  reserve the budget  →  dispatch (Temporal or
+    in-process)  →  settle the budget on what the run really cost  →  observe the run's
+    summary (metrics, routing stats)
+
+The run's record (request-log row, rewards) is written inside the orchestration, on the
+runtime that ran it; the summary it was built from comes back here, on success in the
+outcome and on failure on the error, so metrics and record never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.dispatch import Dispatcher
+from api.state import AppState
+from shared.contracts import ChatBody, PlanBody
+from shared.errors import TokenHubError
+from shared.orchestration.chat import ChatInput, ChatOutcome, RequestKind
+from shared.orchestration.plan import PlanInput, PlanOutcome
+from shared.orchestration.prepare import prepare_chat, prepare_plan
+from shared.orchestration.records import RunSummary
+from shared.orchestration.stream import ChatStream, open_chat_stream
+from shared.security.apikeys import ApiKeyService, Principal, Reservation
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, as the service needs it."""
+
+    request_id: str
+    principal: Principal | None = None
+    request_body: str | None = None  # for the request log (TOKENHUB_LOG_BODIES), redacted
+
+    @property
+    def api_key_id(self) -> str | None:
+        return self.principal.key_id if self.principal else None
+
+
+class Budget:
+    """Reserve the estimated cost before the run, charge what it cost after."""
+
+    def __init__(self, keys: ApiKeyService, principal: Principal | None) -> None:
+        self._keys, self._principal = keys, principal
+        self._res: Reservation | None = None
+
+    async def reserve(self, estimated_usd: float) -> None:
+        if self._principal is not None:
+            self._res = await self._keys.reserve(self._principal, estimated_usd)
+
+    async def settle(self, actual_usd: float) -> None:
+        res, self._res = self._res, None
+        if res is not None:
+            await self._keys.settle(res, actual_usd)
+
+
+def plan_calls(inp: PlanInput) -> int:
+    """Provider calls a plan run makes (for the budget estimate)."""
+    return {"adversarial": 1 + 2 * inp.iterations, "vote": inp.voters + 1,
+            "refine": 1 + inp.iterations, "planning": 1}[inp.mode]
+
+
+class RequestService:
+    def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService) -> None:
+        self.state, self.dispatcher, self._keys = state, dispatcher, keys
+
+    # -- prepare: the routing decision, in the gateway, before any runtime ---------------
+    def prepare_chat(self, body: ChatBody, caller: Caller, *, kind: RequestKind) -> ChatInput:
+        state = self.state
+        hint = body.request.model_hint
+        return prepare_chat(
+            body, request_id=caller.request_id, kind=kind, defaults=state.default_policy,
+            ctx=state.routing_context(), rng=state.rng,
+            max_attempts=state.settings.max_attempts, retry=state.retry,
+            known_model=hint is None or state.known_model(hint),
+            request_body=caller.request_body, api_key_id=caller.api_key_id)
+
+    def prepare_plan(self, body: PlanBody, caller: Caller) -> PlanInput:
+        state = self.state
+        return prepare_plan(
+            body, request_id=caller.request_id, defaults=state.default_policy,
+            ctx=state.routing_context(), rng=state.rng,
+            max_attempts=state.settings.max_attempts, known_model=state.known_model,
+            retry=state.plan_retry, request_body=caller.request_body,
+            api_key_id=caller.api_key_id)
+
+    # -- run -----------------------------------------------------------------------------
+    async def run_chat(self, inp: ChatInput, caller: Caller) -> ChatOutcome:
+        budget = await self._reserve(caller, inp.route.candidates[0].estimated_cost_usd)
+        try:
+            out = await self.dispatcher.run_chat(inp)
+        except BaseException as exc:
+            await self._failed(budget, exc)
+            raise
+        await self._finished(budget, out.summary)
+        return out
+
+    async def run_plan(self, inp: PlanInput, caller: Caller) -> PlanOutcome:
+        estimate = inp.primary.candidates[0].estimated_cost_usd * plan_calls(inp)
+        budget = await self._reserve(caller, estimate)
+        try:
+            out = await self.dispatcher.run_plan(inp)
+        except BaseException as exc:
+            await self._failed(budget, exc)
+            raise
+        await self._finished(budget, out.summary)
+        return out
+
+    async def stream_chat(self, inp: ChatInput, caller: Caller) -> ChatStream:
+        """Open the stream (failover before the first chunk) on the in-process runtime; the
+        budget is settled and the run observed when the stream ends, however it ends."""
+        budget = await self._reserve(caller, inp.route.candidates[0].estimated_cost_usd)
+        try:
+            stream = await open_chat_stream(inp, self.dispatcher.local)
+        except BaseException as exc:
+            await self._failed(budget, exc)
+            raise
+
+        async def finished(summary: RunSummary) -> None:
+            await self._finished(budget, summary)
+
+        stream.on_finish.append(finished)
+        return stream
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    async def _reserve(self, caller: Caller, estimate_usd: float) -> Budget:
+        budget = Budget(self._keys, caller.principal)
+        await budget.reserve(estimate_usd)
+        return budget
+
+    async def _finished(self, budget: Budget, summary: RunSummary) -> None:
+        await budget.settle(summary.cost_usd)
+        self.state.observe_run(summary)
+
+    async def _failed(self, budget: Budget, exc: BaseException) -> None:
+        """A failed run is charged for the calls the providers billed, observed, and its
+        error response names the executor and the model that really ran."""
+        summary = exc.summary if isinstance(exc, TokenHubError) else None
+        if not isinstance(exc, TokenHubError) or not isinstance(summary, RunSummary):
+            await budget.settle(0.0)
+            return
+        await self._finished(budget, summary)
+        exc.extra_headers["X-TokenHub-Executor"] = summary.executor
+        if summary.model and summary.provider:
+            exc.extra_headers.setdefault("X-TokenHub-Model", summary.model)
+            exc.extra_headers.setdefault("X-TokenHub-Provider", summary.provider)

@@ -1,0 +1,127 @@
+"""The Temporal failure codec: how TokenHub's errors cross Temporal, both ways.
+
+Two kinds of failure travel, each encoded in one place and decoded in one place:
+
+- **a provider attempt** that failed (the activity, ``activities/provider.py``, encodes
+  it with :func:`attempt_failure`; the workflow's effects decode it with
+  :func:`attempt_from_failure` into an :class:`~shared.contracts.Attempt`). The
+  ApplicationError's ``type`` is the error class, so the activity RetryPolicy can list
+  the non-retryable ones (``engine.names.NON_RETRYABLE``).
+- **a failed run** (the workflow encodes its TokenHubError with :func:`run_failure`; the
+  gateway decodes the WorkflowFailureError with :func:`run_error`): same status, type,
+  message and details, and the run's summary for the gateway's metrics.
+
+Details travel as typed models (dumped to JSON by the payload converter, validated
+back here), never as ad-hoc dicts read field by field at the call sites.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from shared import errors
+from shared.contracts import Attempt
+from shared.errors import ERROR_CLASSES, ProviderError, TokenHubError
+from shared.orchestration.ports import ModelCall
+from shared.orchestration.records import RunSummary
+
+MESSAGE_LIMIT = 500
+
+
+class AttemptFailure(BaseModel):
+    """What a failed provider attempt reports besides its class and message."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    tries: int = 1
+    latency_ms: float = 0.0
+
+
+class RunFailure(BaseModel):
+    """What a failed run reports besides its type and message."""
+
+    status: int = 500
+    details: dict[str, Any] = {}
+    summary: RunSummary | None = None
+
+
+# -- provider attempts: activity → workflow ----------------------------------------------
+
+def attempt_failure(err: ProviderError, *, tries: int, latency_ms: float) -> ApplicationError:
+    """A classified provider failure as the activity raises it (only transient retries)."""
+    info = AttemptFailure(status=err.status, retry_after=err.retry_after, tries=tries,
+                          latency_ms=round(latency_ms, 3))
+    return ApplicationError(err.message[:MESSAGE_LIMIT], info.model_dump(),
+                            type=err.error_class, non_retryable=not err.retryable)
+
+
+def _first_detail(err: ApplicationError) -> Any:
+    return err.details[0] if err.details else None
+
+
+def attempt_from_failure(call: ModelCall, err: ActivityError | ApplicationError) -> Attempt:
+    """The Attempt a failed model call stands for, as the workflow sees the failure.
+
+    A regular activity's failure arrives wrapped in an ActivityError; a local activity's
+    non-retryable or exhausted failure may arrive as the bare ApplicationError. Anything
+    unclassified (a timeout, a crash in the activity) counts as transient.
+    """
+    cause = err.cause if isinstance(err, ActivityError) else err
+    outcome, message, info = "transient", str(cause or err), AttemptFailure()
+    if isinstance(cause, ApplicationError):
+        outcome = cause.type or "transient"
+        message = cause.message
+        try:
+            info = AttemptFailure.model_validate(_first_detail(cause) or {})
+        except ValidationError:
+            pass
+    if outcome not in ERROR_CLASSES:
+        outcome = "transient"
+    return Attempt(model=call.model.id, provider=call.model.provider_id,
+                   outcome=outcome,
+                   status=info.status, latency_ms=info.latency_ms, tries=max(info.tries, 1),
+                   message=message[:MESSAGE_LIMIT], retry_after=info.retry_after,
+                   step=call.step)
+
+
+# -- runs: workflow → gateway --------------------------------------------------------------
+
+def run_failure(err: TokenHubError) -> ApplicationError:
+    """A failed run, never retried: its type, status, details and summary travel."""
+    summary = err.summary if isinstance(err.summary, RunSummary) else None
+    info = RunFailure(status=err.status_code, details=err.details, summary=summary)
+    return ApplicationError(err.message, info.model_dump(mode="json"), type=err.error_type,
+                            non_retryable=True)
+
+
+def _error_types() -> dict[str, type[TokenHubError]]:
+    out: dict[str, type[TokenHubError]] = {}
+    stack: list[type[TokenHubError]] = [TokenHubError]
+    while stack:
+        cls = stack.pop()
+        out.setdefault(cls.error_type, cls)
+        stack.extend(cls.__subclasses__())
+    return out
+
+
+def run_error(failure: WorkflowFailureError) -> TokenHubError:
+    """The TokenHubError a workflow failed with (a 502 if it failed some other way)."""
+    cause = failure.cause
+    types = _error_types()
+    if isinstance(cause, ApplicationError) and cause.type in types:
+        try:
+            info = RunFailure.model_validate(_first_detail(cause) or {})
+        except ValidationError:
+            info = RunFailure()
+        cls = types[cause.type]
+        err = TokenHubError.__new__(cls)
+        TokenHubError.__init__(err, cause.message, details=info.details)
+        if isinstance(err, errors.RateLimited):
+            err.retry_after = float(err.details.get("retry_after", 1))
+        err.summary = info.summary
+        return err
+    return errors.AllProvidersFailed(f"workflow failed: {cause or failure}")

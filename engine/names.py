@@ -1,0 +1,15 @@
+"""Names that gateway, worker, workflows and activities must agree on (declared once)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from shared.errors import ERROR_CLASSES
+
+CHAT_WORKFLOW: Final = "ChatWorkflow"
+PLAN_WORKFLOW: Final = "PlanWorkflow"
+CALL_MODEL: Final = "call_model"
+RECORD_RUN: Final = "record_run"
+
+# Provider error classes the activity RetryPolicy must not retry (only "transient" is).
+NON_RETRYABLE: Final = [c for c in ERROR_CLASSES if c != "transient"]
