@@ -149,3 +149,56 @@ async def test_api_key_id_reaches_the_search_attributes(
         assert token not in memo and token not in json.dumps(sa)
     finally:
         srv.stop()
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name))
+
+
+async def test_a_failed_workflow_run_has_one_honest_record(temporal_gateway: ThreadedServer,
+                                                           temporal_env: WorkflowEnvironment,
+                                                           fake: FakeProvider) -> None:
+    """The model answered (and billed), then the answer failed its JSON schema (422): the
+    header, the metric and the log row all say Temporal ran it, and the call is charged."""
+    from tests.api.logrows import wait_rows
+
+    rid = f"req-{uuid.uuid4().hex}"
+    body = {"request": {"messages": MSG, "model_hint": "claude"},
+            "output_format": {"type": "json", "schema": {"type": "object"}}}
+    async with httpx.AsyncClient(base_url=temporal_gateway.url, trust_env=False,
+                                 timeout=30) as c:
+        r = await c.post("/v1/chat", headers={"X-Request-ID": rid}, json=body)
+        metrics = (await c.get("/metrics")).text
+    assert r.status_code == 422, r.text
+    assert r.headers["x-tokenhub-executor"] == "temporal"
+    assert r.headers["x-tokenhub-model"] == "claude"
+    assert r.headers["x-tokenhub-provider"] == "fake-anthropic"
+    assert "summary" not in r.json()["error"]  # the run summary never reaches the client
+    assert _metric(metrics, 'tokenhub_executor_total{executor="temporal",kind="chat"}') == 1
+    assert _metric(metrics, 'tokenhub_executor_total{executor="local"') == 0
+    assert _metric(metrics, 'tokenhub_cost_usd_total{model="claude"}') > 0
+    desc = await temporal_env.client.get_workflow_handle(rid).describe()
+    assert desc.workflow_type == "ChatWorkflow"
+    [row] = wait_rows(temporal_gateway, rid)
+    assert row["executor"] == "temporal" and row["status"] == "error"
+    assert row["http_status"] == 422 and row["error_class"] == "output_validation_failed"
+    assert row["model"] == "claude" and row["cost_usd"] > 0 and row["output_tokens"] > 0
+    assert fake.count("claude-up") == 1
+
+
+async def test_a_successful_workflow_run_is_logged_as_temporal(
+        temporal_gateway: ThreadedServer, fake: FakeProvider) -> None:
+    from tests.api.logrows import wait_rows
+
+    rid = f"req-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(base_url=temporal_gateway.url, trust_env=False,
+                                 timeout=30) as c:
+        r = await c.post("/v1/plan", headers={"X-Request-ID": rid}, json={
+            "request": {"messages": MSG}, "orchestration": {"mode": "planning"}})
+        metrics = (await c.get("/metrics")).text
+    assert r.status_code == 200 and r.headers["x-tokenhub-executor"] == "temporal"
+    [row] = wait_rows(temporal_gateway, rid)
+    assert (row["executor"], row["kind"], row["status"]) == ("temporal", "plan", "ok")
+    assert row["input_tokens"] == r.json()["usage"]["prompt_tokens"] > 0
+    assert _metric(metrics, 'tokenhub_executor_total{executor="temporal",kind="plan"}') == 1
