@@ -16,7 +16,9 @@ outcome and on failure on the error, so metrics and record never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
 from api.state import AppState
@@ -28,6 +30,14 @@ from shared.orchestration.prepare import prepare_chat, prepare_plan
 from shared.orchestration.records import RunSummary
 from shared.orchestration.stream import ChatStream, open_chat_stream
 from shared.security.apikeys import ApiKeyService, Principal, Reservation
+
+
+class _Summarised(Protocol):
+    @property
+    def summary(self) -> RunSummary: ...
+
+
+Run = TypeVar("Run", bound=_Summarised)
 
 
 @dataclass(frozen=True)
@@ -92,25 +102,12 @@ class RequestService:
 
     # -- run -----------------------------------------------------------------------------
     async def run_chat(self, inp: ChatInput, caller: Caller) -> ChatOutcome:
-        budget = await self._reserve(caller, inp.route.candidates[0].estimated_cost_usd)
-        try:
-            out = await self.dispatcher.run_chat(inp)
-        except BaseException as exc:
-            await self._failed(budget, exc)
-            raise
-        await self._finished(budget, out.summary)
-        return out
+        estimate = inp.route.candidates[0].estimated_cost_usd
+        return await self._charged(caller, estimate, lambda: self.dispatcher.run_chat(inp))
 
     async def run_plan(self, inp: PlanInput, caller: Caller) -> PlanOutcome:
         estimate = inp.primary.candidates[0].estimated_cost_usd * plan_calls(inp)
-        budget = await self._reserve(caller, estimate)
-        try:
-            out = await self.dispatcher.run_plan(inp)
-        except BaseException as exc:
-            await self._failed(budget, exc)
-            raise
-        await self._finished(budget, out.summary)
-        return out
+        return await self._charged(caller, estimate, lambda: self.dispatcher.run_plan(inp))
 
     async def stream_chat(self, inp: ChatInput, caller: Caller) -> ChatStream:
         """Open the stream (failover before the first chunk) on the in-process runtime; the
@@ -129,6 +126,17 @@ class RequestService:
         return stream
 
     # -- bookkeeping -----------------------------------------------------------------------
+    async def _charged(self, caller: Caller, estimate_usd: float,
+                       run: Callable[[], Awaitable[Run]]) -> Run:
+        budget = await self._reserve(caller, estimate_usd)
+        try:
+            out = await run()
+        except BaseException as exc:
+            await self._failed(budget, exc)
+            raise
+        await self._finished(budget, out.summary)
+        return out
+
     async def _reserve(self, caller: Caller, estimate_usd: float) -> Budget:
         budget = Budget(self._keys, caller.principal)
         await budget.reserve(estimate_usd)

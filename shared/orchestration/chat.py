@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -15,7 +16,7 @@ from shared.contracts import (
     ResponseMessage,
 )
 from shared.errors import AllProvidersFailed, TokenHubError
-from shared.orchestration.ports import Effects, ModelCall, ModelCallFailed
+from shared.orchestration.ports import Effects, ModelCall, ModelCallFailed, ModelCallResult
 from shared.orchestration.records import (
     RequestKind,
     RunSummary,
@@ -27,6 +28,8 @@ from shared.orchestration.retry import RetrySpec
 from shared.routing.engine import escalation_order
 from shared.routing.output import strip_think, validate_json_output
 from shared.routing.types import Candidate, ResolvedPolicy
+
+T = TypeVar("T")
 
 __all__ = ["ChatInput", "ChatOutcome", "RequestKind", "Route", "SizeBucket", "run_chat"]
 
@@ -90,6 +93,32 @@ def elapsed_ms(fx: Effects, start: datetime) -> float:
     return (fx.now() - start).total_seconds() * 1000
 
 
+async def failover(fx: Effects, *, route: Route, policy: ResolvedPolicy, max_attempts: int,
+                   attempts: list[Attempt], what: str,
+                   attempt: Callable[[Candidate], Awaitable[T]]) -> tuple[Candidate, T]:
+    """Try candidates in rank order until ``attempt`` succeeds, escalating by error class
+    (``ModelCallFailed``), bounded in count and in the policy's latency budget.
+
+    Appends every failed attempt to ``attempts`` and raises AllProvidersFailed listing
+    them when no candidate succeeds. Chat steps and streams both fail over through here.
+    """
+    start = fx.now()
+    remaining = list(route.candidates)
+    tried = 0
+    while remaining and tried < max_attempts:
+        if tried and elapsed_ms(fx, start) >= policy.max_latency_ms:
+            break
+        cand = remaining.pop(0)
+        tried += 1
+        try:
+            return cand, await attempt(cand)
+        except ModelCallFailed as failed:
+            attempts.append(failed.attempt)
+            remaining = escalation_order(remaining, cand, failed.attempt.outcome)
+    raise AllProvidersFailed(f"all {tried} candidate model(s) failed {what}",
+                             details={"attempts": [a.model_dump() for a in attempts]})
+
+
 async def complete_with_failover(
     fx: Effects,
     *,
@@ -102,35 +131,20 @@ async def complete_with_failover(
     step: str = "chat",
     attempts: list[Attempt] | None = None,
 ) -> StepResult:
-    """Try candidates in rank order, escalating by error class, bounded in count and time.
-
-    Appends every attempt to ``attempts`` (shared across steps of one run) and
-    raises AllProvidersFailed listing them when no candidate succeeds.
-    """
+    """One routed step: the first candidate that answers (``attempts`` is shared across
+    the steps of one run)."""
     log: list[Attempt] = attempts if attempts is not None else []
-    start = fx.now()
-    remaining = list(route.candidates)
-    tried = 0
-    while remaining and tried < max_attempts:
-        if tried and elapsed_ms(fx, start) >= policy.max_latency_ms:
-            break
-        cand = remaining.pop(0)
-        tried += 1
-        call = ModelCall(request_id=request_id, model=cand.model, messages=messages,
-                         parameters=parameters, step=step)
-        try:
-            res = await fx.call_model(call)
-        except ModelCallFailed as failed:
-            log.append(failed.attempt)
-            remaining = escalation_order(remaining, cand, failed.attempt.outcome)
-            continue
-        log.append(res.attempt)
-        return StepResult(completion=res.completion, candidate=cand, attempts=log,
-                          cost_usd=res.cost_usd)
-    raise AllProvidersFailed(
-        f"all {tried} candidate model(s) failed for step {step!r}",
-        details={"attempts": [a.model_dump() for a in log]},
-    )
+
+    async def call(cand: Candidate) -> ModelCallResult:
+        return await fx.call_model(ModelCall(request_id=request_id, model=cand.model,
+                                             messages=messages, parameters=parameters,
+                                             step=step))
+
+    cand, res = await failover(fx, route=route, policy=policy, max_attempts=max_attempts,
+                               attempts=log, what=f"for step {step!r}", attempt=call)
+    log.append(res.attempt)
+    return StepResult(completion=res.completion, candidate=cand, attempts=log,
+                      cost_usd=res.cost_usd)
 
 
 def shape_output(content: str, fmt: OutputFormat | None) -> tuple[str, Any | None]:

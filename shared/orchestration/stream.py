@@ -15,10 +15,9 @@ from datetime import datetime
 from shared.contracts import Attempt, Executor, StreamChunk, Usage
 from shared.errors import AllProvidersFailed, ProviderError
 from shared.orchestration.calls import failed_attempt
-from shared.orchestration.chat import ChatInput, elapsed_ms, fail_run
-from shared.orchestration.ports import ModelCall, ModelCallFailed, OpenedStream, StreamingEffects
+from shared.orchestration.chat import ChatInput, elapsed_ms, fail_run, failover
+from shared.orchestration.ports import ModelCall, OpenedStream, StreamingEffects
 from shared.orchestration.records import RunSummary, record_batch
-from shared.routing.engine import escalation_order
 from shared.routing.types import Candidate, ModelSpec
 
 OnFinish = Callable[[RunSummary], Awaitable[None]]
@@ -28,28 +27,22 @@ async def open_chat_stream(inp: ChatInput, fx: StreamingEffects) -> ChatStream:
     """The first candidate that yields a first chunk; AllProvidersFailed (recorded) if none."""
     start = fx.now()
     attempts: list[Attempt] = []
-    remaining = list(inp.route.candidates)
-    tried = 0
-    while remaining and tried < inp.max_attempts:
-        if tried and elapsed_ms(fx, start) >= inp.policy.max_latency_ms:
-            break
-        cand = remaining.pop(0)
-        tried += 1
-        call = ModelCall(request_id=inp.request_id, model=cand.model, messages=inp.messages,
-                         parameters=inp.parameters, step="stream")
+
+    async def open_one(cand: Candidate) -> tuple[OpenedStream, datetime]:
         opened_at = fx.now()
-        try:
-            opened = await fx.open_stream(call)
-        except ModelCallFailed as failed:
-            attempts.append(failed.attempt)
-            remaining = escalation_order(remaining, cand, failed.attempt.outcome)
-            continue
-        return ChatStream(inp, fx, cand, opened, attempts=attempts, start=start,
-                          opened_at=opened_at)
-    err = AllProvidersFailed(f"all {tried} candidate model(s) failed before streaming",
-                             details={"attempts": [a.model_dump() for a in attempts]})
-    await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body)
-    raise err
+        return await fx.open_stream(ModelCall(
+            request_id=inp.request_id, model=cand.model, messages=inp.messages,
+            parameters=inp.parameters, step="stream")), opened_at
+
+    try:
+        cand, (opened, opened_at) = await failover(
+            fx, route=inp.route, policy=inp.policy, max_attempts=inp.max_attempts,
+            attempts=attempts, what="before streaming", attempt=open_one)
+    except AllProvidersFailed as err:
+        await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body)
+        raise
+    return ChatStream(inp, fx, cand, opened, attempts=attempts, start=start,
+                      opened_at=opened_at)
 
 
 class ChatStream:
