@@ -5,7 +5,8 @@ the public error shape ``{"error": {"type", "message", "request_id"}}``::
 
     TokenHubError                       500 internal_error
     ├── BadRequest                      400 invalid_request
-    │   └── DirectiveError              400 invalid_directive
+    │   ├── DirectiveError              400 invalid_directive
+    │   └── ContextLengthExceeded       400 context_length_exceeded (too long for every model)
     ├── Unauthorized                    401 unauthorized
     ├── Forbidden                       403 forbidden
     │   └── BudgetExceeded              403 budget_exceeded
@@ -66,6 +67,13 @@ class DirectiveError(BadRequest):
     """An in-band ``@@tokenhub`` directive has an unknown key or an invalid value."""
 
     error_type = "invalid_directive"
+
+
+class ContextLengthExceeded(BadRequest):
+    """The prompt is too long for every model of the catalog: no retry can succeed, so it
+    is the client's error (OpenAI's ``context_length_exceeded``), not a 503."""
+
+    error_type = "context_length_exceeded"
 
 
 class Unauthorized(TokenHubError):

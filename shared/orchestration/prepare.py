@@ -48,7 +48,7 @@ def decide(
     tokens = estimate_tokens(clean, estimated_input_tokens)
     decision = route(messages=clean, estimated_input_tokens=tokens, model_hint=model_hint,
                      policy=resolved, ctx=ctx, max_output_tokens=max_output_tokens, rng=rng)
-    require_candidates(decision)
+    require_candidates(decision, ctx)
     schema = overrides.output_schema if overrides is not None else None
     return clean, resolved, decision, schema
 

@@ -10,7 +10,7 @@ import random
 from collections.abc import Sequence
 
 from shared.contracts import Message
-from shared.errors import NoEligibleModel
+from shared.errors import ContextLengthExceeded, NoEligibleModel
 from shared.routing.estimate import size_bucket
 from shared.routing.policy import MODE_WEIGHTS
 from shared.routing.types import (
@@ -127,10 +127,18 @@ def route(*, messages: Sequence[Message], estimated_input_tokens: int, model_hin
                            reason=reason)
 
 
-def require_candidates(decision: RoutingDecision) -> None:
-    """Raise the 503 that says why each model was excluded, when none is eligible."""
+def require_candidates(decision: RoutingDecision, ctx: RoutingContext | None = None) -> None:
+    """Raise the 503 that says why each model was excluded, when none is eligible — or a
+    400 when the prompt is too long for every enabled model (no retry can help)."""
     if decision.candidates:
         return
+    windows = [m.max_context_tokens for m in (ctx.models if ctx else []) if m.enabled]
+    need = CONTEXT_MARGIN * decision.estimated_input_tokens
+    if windows and max(windows) < need:
+        raise ContextLengthExceeded(
+            f"the prompt (~{decision.estimated_input_tokens} tokens, estimated) is too long "
+            f"for every model: the largest context window is {max(windows)} tokens",
+            details={"excluded": [e.model_dump() for e in decision.excluded]})
     why = "; ".join(f"{e.model_id}: {e.reason}" for e in decision.excluded) or "no models"
     raise NoEligibleModel(f"no eligible model: {why}",
                           details={"excluded": [e.model_dump() for e in decision.excluded]})

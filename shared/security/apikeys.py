@@ -48,6 +48,15 @@ class Principal:
     monthly_budget_usd: float | None
 
 
+def usd(amount: float) -> str:
+    """Dollars with the digits small budgets need: $2.50, $0.00042, $0.00000003."""
+    text = f"{amount:.8f}".rstrip("0").rstrip(".")
+    if text in ("0", "-0") and amount > 0:
+        return "<$0.00000001"
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
 @dataclass
 class Reservation:
     key_id: str
@@ -174,9 +183,9 @@ class ApiKeyService:
             budget = principal.monthly_budget_usd
             if spent + held + res.amount > budget + 1e-12:
                 raise BudgetExceeded(
-                    f"monthly budget of ${budget:.4f} exhausted for {principal.key_id}: "
-                    f"spent ${spent:.4f}, reserved ${held:.4f}, this request needs "
-                    f"~${res.amount:.4f}")
+                    f"monthly budget of {usd(budget)} exhausted for {principal.key_id}: "
+                    f"spent {usd(spent)}, reserved {usd(held)}, this request needs "
+                    f"~{usd(res.amount)}")
             self._reserved[(principal.key_id, month)] = held + res.amount
         return res
 

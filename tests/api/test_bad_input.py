@@ -137,3 +137,23 @@ async def test_a_client_disconnecting_mid_body_is_a_400_not_a_500() -> None:
     with pytest.raises(BadRequest) as exc:
         await json_body(request, ChatBody)
     assert exc.value.status_code == 400 and "disconnected" in exc.value.message
+
+
+def test_a_prompt_too_long_for_every_model_is_a_400_not_a_503(client: httpx.Client,
+                                                               fake: FakeProvider) -> None:
+    """No retry can succeed, so SDKs must not retry it: OpenAI's context_length_exceeded."""
+    huge = "word " * 170_000  # ~212k estimated tokens; the largest window is 200k
+    for path, body in (
+            ("/v1/chat/completions", {"model": "auto",
+                                      "messages": [{"role": "user", "content": huge}]}),
+            ("/v1/chat", {"request": {"messages": [{"role": "user", "content": huge}]}}),
+            ("/v1/plan", {"request": {"messages": [{"role": "user", "content": huge}]}})):
+        r = client.post(path, json=body)
+        assert r.status_code == 400, (path, r.text)
+        err = r.json()["error"]
+        assert err["type"] == "context_length_exceeded" and "200000" in err["message"]
+    # a budget too small for any model stays a 503: another request could succeed
+    r = client.post("/v1/chat", json={"request": {"messages": [{"role": "user", "content": "hi"}]},
+                                      "policy": {"max_budget_usd": 0}})
+    assert r.status_code == 503 and r.json()["error"]["type"] == "no_eligible_model"
+    assert fake.calls() == []

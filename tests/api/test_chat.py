@@ -80,3 +80,10 @@ def sse_content(text: str) -> str:
             for choice in json.loads(line[6:]).get("choices", []):
                 out.append(choice.get("delta", {}).get("content") or "")
     return "".join(out)
+
+
+def test_native_usage_has_a_total(client: httpx.Client, fake: FakeProvider) -> None:
+    r = client.post("/v1/chat", json={"request": {"messages": [{"role": "user",
+                                                                "content": "count me"}]}})
+    usage = r.json()["response"]["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0

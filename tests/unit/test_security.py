@@ -146,7 +146,7 @@ async def test_budget_holds_under_concurrency(sm: async_sessionmaker[AsyncSessio
 
     results = await asyncio.gather(*(request() for _ in range(20)))
     assert sum(results) == 5  # a budget for 5: the rest refused, none overspent
-    with pytest.raises(BudgetExceeded, match=r"spent \$0.0500"):
+    with pytest.raises(BudgetExceeded, match=r"spent \$0.05,"):
         await svc.reserve(principal, 0.01)
 
 
@@ -183,3 +183,10 @@ def test_redaction(caplog: pytest.LogCaptureFixture) -> None:
     assert "admin-token-xyz-123" not in text and "***" in text
     assert redact_headers({"Authorization": "Bearer x", "Accept": "json"}) == {
         "Authorization": "***", "Accept": "json"}
+
+
+def test_budgets_print_with_the_digits_they_need() -> None:
+    from shared.security.apikeys import usd
+
+    assert [usd(x) for x in (2.5, 12, 0.00042, 3e-8, 0, 1e-10)] == [
+        "$2.50", "$12.00", "$0.00042", "$0.00000003", "$0.00", "<$0.00000001"]
