@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -16,7 +17,9 @@ from shared.orchestration.ports import ModelCall, ModelCallResult
 from shared.providers.base import ProviderAdapter
 
 CALL_MODEL = "call_model"
-AdapterLookup = Callable[[str], ProviderAdapter]
+# provider id → adapter, resolved at call time (sync, or async like LiveCatalog.adapter,
+# which may first pick up a catalog change the worker has not polled yet)
+AdapterLookup = Callable[[str], ProviderAdapter | Awaitable[ProviderAdapter]]
 T = TypeVar("T")
 
 
@@ -51,7 +54,8 @@ class ProviderActivities:
         type is the error class; only ``transient`` is retryable."""
         started = time.perf_counter()
         try:
-            adapter = self._lookup(call.model.provider_id)
+            found = self._lookup(call.model.provider_id)
+            adapter = await found if inspect.isawaitable(found) else found
             res = await _heartbeating(attempt_once(adapter, call, timeout_s=self._timeout))
         except NotFound as exc:
             raise ApplicationError(exc.message, {"status": None, "latency_ms": 0.0},
