@@ -160,8 +160,8 @@ class Settings(BaseSettings):
     def read_vault_password(self) -> str | None:
         """TOKENHUB_VAULT_PASSWORD, else the content of TOKENHUB_VAULT_PASSWORD_FILE
         (surrounding whitespace stripped); None when neither is set."""
-        if self.vault_password is not None:
-            return self.vault_password.get_secret_value()
+        if self.vault_password is not None and self.vault_password.get_secret_value():
+            return self.vault_password.get_secret_value()  # empty counts as unset
         if self.vault_password_file is None:
             return None
         try:

@@ -188,6 +188,9 @@ def test_poll_interval_and_password_file(tmp_path: Path,
     pw.write_text(f"  {PW}\n")
     monkeypatch.setenv("TOKENHUB_VAULT_PASSWORD_FILE", str(pw))
     assert load_settings(_env_file=None).read_vault_password() == PW
+    monkeypatch.setenv("TOKENHUB_VAULT_PASSWORD", "")  # compose's `${VAR:-}`: unset
+    assert load_settings(_env_file=None).read_vault_password() == PW
+    monkeypatch.delenv("TOKENHUB_VAULT_PASSWORD")
     monkeypatch.setenv("TOKENHUB_VAULT_PASSWORD_FILE", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="TOKENHUB_VAULT_PASSWORD_FILE"):
         load_settings(_env_file=None).read_vault_password()
