@@ -151,6 +151,9 @@ class LiveCatalog:
             providers, models, aliases = await store_catalog.load(s)
         catalog = store_catalog.merge(self.base, providers, models, aliases)
         keys = await self._vault_keys(catalog)
+        for p in catalog.providers:  # env-held keys of DB-defined providers, for redaction
+            if not p.uses_vault:
+                self.secrets.add(p.resolve_key())
         old = self.registry
         self.vault_keys = keys
         self.registry = self._registry(catalog)
