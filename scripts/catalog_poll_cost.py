@@ -24,7 +24,7 @@ from shared.store.migrations import migrate
 async def measure(url: str, polls: int) -> None:
     await migrate(url)
     engine = create_engine(url)
-    live = LiveCatalog(Settings(_env_file=None),  # type: ignore[call-arg]
+    live = LiveCatalog(Settings(_env_file=None),
                        Catalog(providers=[ProviderConfig(id="sim", type="simulated")]),
                        create_sessionmaker(engine))
     await live.reload()

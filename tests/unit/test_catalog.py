@@ -44,7 +44,7 @@ def sm(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def settings() -> Settings:
-    return Settings(_env_file=None, env="test")  # type: ignore[call-arg]
+    return Settings(_env_file=None, env="test")
 
 
 async def version(sm: async_sessionmaker[AsyncSession]) -> int:
