@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -16,7 +17,9 @@ from shared.orchestration.calls import attempt_once
 from shared.orchestration.ports import ModelCall, ModelCallResult
 from shared.providers.base import ProviderAdapter
 
-AdapterLookup = Callable[[str], ProviderAdapter]
+# provider id → adapter, resolved at call time (sync, or async like LiveCatalog.adapter,
+# which may first pick up a catalog change the worker has not polled yet)
+AdapterLookup = Callable[[str], ProviderAdapter | Awaitable[ProviderAdapter]]
 T = TypeVar("T")
 
 
@@ -52,7 +55,8 @@ class ProviderActivities:
         started = time.perf_counter()
         tries = activity.info().attempt
         try:
-            adapter = self._lookup(call.model.provider_id)
+            found = self._lookup(call.model.provider_id)
+            adapter = await found if inspect.isawaitable(found) else found
             res = await _heartbeating(attempt_once(adapter, call, timeout_s=self._timeout))
         except NotFound as exc:
             err = ProviderError(exc.message, error_class="fatal")

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from api.background import routing_upkeep, vault_watch
-from api.catalog import reload_catalog
+from api.catalog import attach, build_live_catalog, reload_catalog
 from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
 from api.embedded import start_embedded_worker
@@ -31,12 +31,12 @@ from api.security import SecurityState, build_security
 from api.service import RequestService
 from api.state import AppState
 from api.temporal import TemporalRunner
+from shared.catalog import process_secrets
 from shared.config import Catalog, Settings, load_catalog, load_settings
 from shared.errors import ConfigError, Unauthorized
 from shared.orchestration.retry import RetrySpec
-from shared.providers.registry import ProviderRegistry
 from shared.runtime import tune_gc
-from shared.security.redact import SecretRegistry, install_redaction
+from shared.security.redact import install_redaction
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
@@ -55,19 +55,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sessionmaker = create_sessionmaker(engine)
     writer = RequestLogWriter(url)
     await writer.start()
-    registry = ProviderRegistry(catalog, settings)
+    live = build_live_catalog(settings, catalog, sessionmaker, gw.secrets)
     retry = RetrySpec(attempt_timeout_s=settings.read_timeout_s,
                       heartbeat_timeout_s=settings.temporal_heartbeat_timeout_s,
                       local_activities=settings.temporal_local_activities != "none")
     plan_retry = dataclasses.replace(
         retry, local_activities=settings.temporal_local_activities == "all")
-    state = AppState(settings=settings, catalog=catalog, registry=registry, log_writer=writer,
+    state = AppState(settings=settings, catalog=catalog, registry=live.registry, log_writer=writer,
                      metrics=metrics, sessionmaker=sessionmaker, retry=retry,
                      plan_retry=plan_retry)
     sec = build_security(state, gw.secrets)
     gw.state, gw.security = state, sec
     await _unlock_vault_from_env(state, sec)
-    await reload_catalog(state, sec)
+    attach(state, live, sec.vault)
+    await reload_catalog(state)
+    live.start_polling()  # other processes' admin changes (TOKENHUB_CATALOG_POLL_S)
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     gw.dispatcher = Dispatcher(state, temporal)
     gw.service = RequestService(state, gw.dispatcher, sec.apikeys)
@@ -95,19 +97,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*state.background, return_exceptions=True)
         await writer.aclose()
-        await state.registry.aclose()
+        await live.aclose()  # stops the poll, closes every registry
         await engine.dispose()
 
 
 async def _unlock_vault_from_env(state: AppState, sec: SecurityState) -> None:
-    pw = state.settings.vault_password
+    pw = state.settings.read_vault_password()
     if pw is None:
         state.metrics.vault_unlocked.set(0)
         return
+    sec.secrets.add(pw)
     try:
-        await sec.vault.unlock(pw.get_secret_value())
+        await sec.vault.unlock(pw)
     except Unauthorized:
-        raise ConfigError("TOKENHUB_VAULT_PASSWORD: wrong vault password") from None
+        raise ConfigError("TOKENHUB_VAULT_PASSWORD(_FILE): wrong vault password") from None
     state.metrics.vault_unlocked.set(1)
 
 
@@ -129,12 +132,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     catalog = catalog or load_catalog(settings)
     app = FastAPI(title="TokenHub", version="0.1.0", lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
-    registry = SecretRegistry()
-    for secret in (settings.admin_token, settings.vault_password, settings.api_key_pepper,
-                   settings.openai_api_key, settings.anthropic_api_key):
-        registry.add(secret.get_secret_value() if secret else None)
-    for p in catalog.providers:
-        registry.add(p.resolve_key())
+    registry = process_secrets(settings, catalog)
     install_redaction(registry)
     metrics = Metrics()
     app.state.tokenhub = Gateway(settings=settings, catalog=catalog, metrics=metrics,

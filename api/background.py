@@ -32,7 +32,7 @@ async def vault_watch(state: AppState, sec: SecurityState, *, interval_s: float 
         await asyncio.sleep(interval_s)
         if state.vault_keys and not sec.vault.is_unlocked:
             log.warning("vault auto-locked: vault-backed providers are now ineligible")
-            await reload_catalog(state, sec)
+            await reload_catalog(state)
             state.metrics.vault_unlocked.set(0)
 
 

@@ -1,52 +1,46 @@
-"""The live catalog: file/env definitions merged with the DB's (admin API), with provider
-keys from the vault when it is unlocked. Changes take effect without a restart."""
+"""The gateway's side of the live catalog (shared/catalog.py): build it, mirror each swap
+into AppState (catalog, registry, vault keys, health of vault-backed providers) and
+reload at once after this process's own admin changes."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.security import SecurityState
 from api.state import AppState
-from shared.config import ProviderConfig
-from shared.errors import NotFound, VaultLocked
-from shared.providers.registry import ProviderRegistry
-from shared.store import catalog as store_catalog
-
-GRACE_S = 30.0  # old adapters stay open this long for requests already using them
+from shared.catalog import LiveCatalog
+from shared.config import Catalog, Settings
+from shared.security.redact import SecretRegistry
+from shared.security.vault import Vault
 
 
-def key_for(state: AppState) -> object:
-    def lookup(p: ProviderConfig) -> str | None:
-        return state.vault_keys.get(p.id) if p.uses_vault else p.resolve_key()
-    return lookup
+def build_live_catalog(settings: Settings, catalog: Catalog,
+                       sessionmaker: async_sessionmaker[AsyncSession],
+                       secrets: SecretRegistry) -> LiveCatalog:
+    return LiveCatalog(settings, catalog, sessionmaker, secrets=secrets, role="gateway")
 
 
-async def reload_catalog(state: AppState, sec: SecurityState) -> None:
-    async with state.sessionmaker() as session:
-        providers, models, aliases = await store_catalog.load(session)
-    catalog = store_catalog.merge(state.base_catalog or state.catalog, providers, models, aliases)
-    keys: dict[str, str] = {}
-    for p in catalog.providers:
-        if p.uses_vault and sec.vault.is_unlocked:
-            with contextlib.suppress(NotFound, VaultLocked):
-                keys[p.id] = await sec.vault.get_secret(p.id)
-    state.vault_keys = keys
-    old = state.registry
-    state.registry = ProviderRegistry(catalog, state.settings,
-                                      key_lookup=key_for(state))  # type: ignore[arg-type]
-    state.set_catalog(catalog)
-    for p in catalog.providers:
+def attach(state: AppState, live: LiveCatalog, vault: Vault) -> None:
+    """Make ``live`` the source of ``state``'s catalog and registry. The gateway's vault is
+    unlocked by the admin (or TOKENHUB_VAULT_PASSWORD at start), so ``live`` takes it
+    without a password: auto-lock stays effective."""
+    live.vault = vault
+    state.live = live
+    live.subscribe(lambda lc: _mirror(state, lc))
+    _mirror(state, live)
+
+
+def _mirror(state: AppState, live: LiveCatalog) -> None:
+    state.vault_keys = live.vault_keys
+    state.registry = live.registry
+    state.set_catalog(live.catalog)
+    reason = "vault locked (key unavailable)"
+    for p in live.catalog.providers:
         if p.uses_vault:
-            state.health.mark(p.id, p.id in keys,
-                              None if p.id in keys else "vault locked (key unavailable)")
-    task = asyncio.create_task(_close_later(old))
-    state.background.add(task)
-    task.add_done_callback(state.background.discard)
+            ok = p.id in live.vault_keys
+            state.health.mark(p.id, ok, None if ok else reason)
 
 
-async def _close_later(registry: ProviderRegistry) -> None:
-    try:
-        await asyncio.sleep(GRACE_S)
-    finally:  # also on shutdown (cancelled)
-        await registry.aclose()
+async def reload_catalog(state: AppState) -> None:
+    """Reload now (after an admin change by this process, or a vault lock/unlock)."""
+    if state.live is not None:
+        await state.live.reload()

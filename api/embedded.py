@@ -33,7 +33,7 @@ async def start_embedded_worker(state: AppState, temporal: TemporalRunner | None
         await state.log_writer.write_now(batch.record, batch.rewards)
 
     worker = build_worker(client, task_queue=state.settings.temporal_task_queue,
-                          lookup=lambda pid: state.registry.get(pid), writer=write,
+                          lookup=state.adapter, writer=write,
                           attempt_timeout_s=state.retry.attempt_timeout_s,
                           sandbox=state.settings.temporal_workflow_sandbox)
     temporal.eager = True

@@ -26,6 +26,7 @@ from shared.security.audit import AuditLog
 from shared.security.ratelimit import TokenBuckets, client_ip, parse_networks
 from shared.security.redact import SecretRegistry
 from shared.security.vault import Vault
+from shared.store import catalog as store_catalog
 
 log = logging.getLogger("tokenhub.security")
 
@@ -72,7 +73,9 @@ def build_security(state: AppState, secrets_registry: SecretRegistry) -> Securit
     autolock = s.vault_autolock_minutes * 60 if s.vault_autolock_minutes else None
     return SecurityState(
         admin_token=admin, apikeys=ApiKeyService(state.sessionmaker, pepper=pepper.encode()),
-        vault=Vault(state.sessionmaker, autolock_s=autolock), audit=AuditLog(state.sessionmaker),
+        vault=Vault(state.sessionmaker, autolock_s=autolock,
+                    on_change=store_catalog.bump_version),  # other processes reload keys
+        audit=AuditLog(state.sessionmaker),
         secrets=secrets_registry,
         ip_limits=TokenBuckets(rate=s.rate_limit_rps, burst=s.rate_limit_burst, scope="client"),
         key_limits=TokenBuckets(rate=s.rate_limit_rps, burst=s.rate_limit_burst,

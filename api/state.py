@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.catalog import LiveCatalog
 from shared.config import Catalog, Settings
 from shared.orchestration.records import RunSummary
 from shared.orchestration.retry import RetrySpec
+from shared.providers.base import ProviderAdapter
 from shared.providers.registry import ProviderRegistry
 from shared.routing.stats import HealthBook, StatsWindow
 from shared.routing.thompson import PosteriorBook
@@ -50,6 +52,9 @@ class AppState:
     vault_keys: dict[str, str] = field(default_factory=dict)  # dropped on lock
     background: set[asyncio.Task[None]] = field(default_factory=set)
     base_catalog: Catalog | None = None  # file + env, before DB definitions
+    # the process's live catalog (shared/catalog.py); api/catalog.py mirrors each of its
+    # swaps into ``catalog``, ``registry`` and ``vault_keys`` above
+    live: LiveCatalog | None = None
     _specs: list[ModelSpec] = field(default_factory=list)
     _aliases: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -63,6 +68,13 @@ class AppState:
         self.catalog = catalog
         self._specs = model_specs(catalog)
         self._aliases = catalog.alias_targets()
+
+    async def adapter(self, provider_id: str) -> ProviderAdapter:
+        """The adapter at call time (the live catalog's, which may first pick up a change
+        made by another process and not polled yet)."""
+        if self.live is not None:
+            return await self.live.adapter(provider_id)
+        return self.registry.get(provider_id)
 
     @property
     def default_policy(self) -> ResolvedPolicy:

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     require_api_key: bool | None = None  # unset: required except in development
     api_key_pepper: SecretStr | None = None  # unset: generated once into the data dir
     vault_password: SecretStr | None = None  # unlocks the vault at start (headless runs)
+    vault_password_file: Path | None = None  # a file holding it (whitespace stripped)
     vault_autolock_minutes: float | None = Field(default=None, gt=0)  # unset: never
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -81,6 +82,9 @@ class Settings(BaseSettings):
     rate_limit_burst: float = Field(default=120.0, gt=0)
     admin_rate_limit_rps: float = Field(default=30.0, gt=0)
     admin_rate_limit_burst: float = Field(default=60.0, gt=0)
+
+    # The live catalog (shared/catalog.py): every process polls the DB's catalog version.
+    catalog_poll_s: float = Field(default=1.0, gt=0)
 
     # Temporal (workflow-first execution, SPEC §2).
     temporal_enabled: bool = True
@@ -152,6 +156,23 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tokenhub.db').resolve()}"
+
+    def read_vault_password(self) -> str | None:
+        """TOKENHUB_VAULT_PASSWORD, else the content of TOKENHUB_VAULT_PASSWORD_FILE
+        (surrounding whitespace stripped); None when neither is set."""
+        if self.vault_password is not None and self.vault_password.get_secret_value():
+            return self.vault_password.get_secret_value()  # empty counts as unset
+        if self.vault_password_file is None:
+            return None
+        try:
+            value = self.vault_password_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"TOKENHUB_VAULT_PASSWORD_FILE: cannot read "
+                              f"{self.vault_password_file}: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"TOKENHUB_VAULT_PASSWORD_FILE: {self.vault_password_file} "
+                              "is empty")
+        return value
 
     def masked(self) -> dict[str, Any]:
         """Settings as a dict with every secret masked (for ``tokenhub config``)."""

@@ -1,4 +1,8 @@
-"""``tokenhub worker``: run a Temporal worker with its own store and provider clients."""
+"""``tokenhub worker``: run a Temporal worker with its own store and provider clients.
+
+Its providers come from the same live catalog as the gateway's (shared/catalog.py): file,
+environment and database definitions, polled for admin changes, with vault-held keys when
+``TOKENHUB_VAULT_PASSWORD`` (or ``_FILE``) lets it unlock the vault."""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ import logging
 from temporalio.client import Client
 
 from engine.client import connect, ensure_search_attributes
+from shared.catalog import LiveCatalog, process_secrets
 from shared.config import Catalog, Settings
 from shared.orchestration.ports import RecordBatch
-from shared.providers.registry import ProviderRegistry
 from shared.runtime import tune_gc
+from shared.security.redact import install_redaction
+from shared.security.vault import Vault
+from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
 from worker.build import build_worker, install_signal_handlers
@@ -38,21 +45,32 @@ async def run_worker(settings: Settings, catalog: Catalog) -> None:
     stop = asyncio.Event()
     install_signal_handlers(stop)
     url = settings.effective_database_url
+    secrets = process_secrets(settings, catalog)
+    password = settings.read_vault_password()
+    secrets.add(password)
+    install_redaction(secrets)  # vault keys join ``secrets`` as they are decrypted
     await migrate(url)
+    engine = create_engine(url)
+    sessionmaker = create_sessionmaker(engine)
+    # No auto-lock here: the worker holds the password anyway; it never initializes the vault.
+    vault = Vault(sessionmaker) if password is not None else None
+    live = LiveCatalog(settings, catalog, sessionmaker, vault=vault, secrets=secrets,
+                       password=password, role="worker")
     writer = RequestLogWriter(url)
     await writer.start()
-    registry = ProviderRegistry(catalog, settings)
 
     async def write(batch: RecordBatch) -> None:
         await writer.write_now(batch.record, batch.rewards)
 
     try:
+        await live.reload()
+        live.start_polling()
         client = await connect_with_retry(settings, stop)
         if client is None:
             return
         await ensure_search_attributes(client, settings.temporal_namespace)
         worker = build_worker(client, task_queue=settings.temporal_task_queue,
-                              lookup=registry.get, writer=write,
+                              lookup=live.adapter, writer=write,
                               attempt_timeout_s=settings.read_timeout_s,
                               sandbox=settings.temporal_workflow_sandbox)
         tune_gc()
@@ -63,4 +81,7 @@ async def run_worker(settings: Settings, catalog: Catalog) -> None:
         log.info("worker stopped")
     finally:
         await writer.aclose()
-        await registry.aclose()
+        await live.aclose()
+        if vault is not None:
+            vault.lock()
+        await engine.dispose()

@@ -58,16 +58,16 @@ async def _save_provider(request: Request, state: Any, data: dict[str, Any],
     except ValidationError as err:
         raise _bad(err) from None
 
-    async def op() -> None:
-        if key is not None:
-            await sec.vault.put_secret(provider.id, key.get_secret_value())
+    async def op() -> None:  # key, provider and catalog version in one transaction
         async with state.sessionmaker() as s, s.begin():
+            if key is not None:
+                await sec.vault.put_secret(provider.id, key.get_secret_value(), session=s)
             await store_catalog.upsert_provider(s, provider=provider)
 
     await audited(request, action, provider.id, op())
     if key is not None:
         sec.secrets.add(key.get_secret_value())
-    await reload_catalog(state, sec)
+    await reload_catalog(state)
     return provider
 
 
@@ -115,10 +115,10 @@ async def delete_provider(provider_id: str, request: Request, state: StateDep,
     async def op() -> None:
         async with state.sessionmaker() as s, s.begin():
             await store_catalog.delete_provider(s, provider_id=provider_id)
-        await sec.vault.delete_secret(provider_id)
+            await sec.vault.delete_secret(provider_id, session=s)
 
     await audited(request, "provider.delete", provider_id, op())
-    await reload_catalog(state, sec)
+    await reload_catalog(state)
     return JSONResponse({"deleted": provider_id})
 
 
@@ -141,7 +141,7 @@ async def _save_model(request: Request, state: Any, data: dict[str, Any],
             await store_catalog.upsert_model(s, model=model)
 
     await audited(request, action, model.id, op())
-    await reload_catalog(state, security_of(request))
+    await reload_catalog(state)
     return model
 
 
@@ -174,7 +174,7 @@ async def delete_model(model_id: str, request: Request, state: StateDep,
             await store_catalog.delete_model(s, model_id=model_id)
 
     await audited(request, "model.delete", model_id, op())
-    await reload_catalog(state, security_of(request))
+    await reload_catalog(state)
     return JSONResponse({"deleted": model_id})
 
 

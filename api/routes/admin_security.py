@@ -63,7 +63,7 @@ async def vault_unlock(body: PasswordBody, request: Request, state: StateDep,
     sec = security_of(request)
     await audited(request, "vault.unlock", "vault", sec.vault.unlock(body.password))
     sec.secrets.add(body.password)
-    await reload_catalog(state, sec)
+    await reload_catalog(state)
     state.metrics.vault_unlocked.set(1)
     return JSONResponse({"state": await sec.vault.state()})
 
@@ -73,7 +73,7 @@ async def vault_lock(request: Request, state: StateDep, _: AdminDep) -> Response
     sec = security_of(request)
     sec.vault.lock()
     await audit(request, "vault.lock", "vault")
-    await reload_catalog(state, sec)
+    await reload_catalog(state)
     state.metrics.vault_unlocked.set(0)
     return JSONResponse({"state": await sec.vault.state()})
 

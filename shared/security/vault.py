@@ -7,6 +7,11 @@
   rejected without decrypting any secret.
 - Lock drops the key (zeroed bytearray); auto-lock after ``autolock_s`` idle seconds
   (clock injected); rotation re-encrypts everything in one transaction.
+- ``on_change`` (optional) runs inside the transaction of every change of the stored
+  secrets (initialize, put, delete, rotate): the gateway bumps the catalog version there,
+  so other processes (workers, gateway processes) reload their provider keys.
+- ``unlock(password, initialize=False)`` only unlocks a vault that exists: a worker holding
+  the password must never create the vault (raises :class:`VaultUninitialized`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from argon2.low_level import Type, hash_secret_raw
@@ -30,6 +36,7 @@ KDF_DEFAULTS: dict[str, int] = {"t": 3, "m": 65536, "p": 4}  # m in KiB = 64 MiB
 _VERIFIER_PLAINTEXT = b"tokenhub-vault-verifier-v1"
 _VERIFIER_AD = b"tokenhub:verifier"
 VaultState = Literal["uninitialized", "locked", "unlocked"]
+OnChange = Callable[[AsyncSession], Awaitable[None]]
 
 
 class VaultError(TokenHubError):
@@ -37,6 +44,10 @@ class VaultError(TokenHubError):
 
     status_code = 500
     error_type = "vault_integrity_error"
+
+
+class VaultUninitialized(VaultLocked):
+    """``unlock(..., initialize=False)`` on a vault nobody has initialized yet."""
 
 
 def derive_key(password: str, salt: bytes, kdf: dict[str, int]) -> bytearray:
@@ -61,8 +72,9 @@ def _ad(provider_id: str) -> bytes:
 class Vault:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *,
                  autolock_s: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 kdf: dict[str, int] | None = None) -> None:
+                 kdf: dict[str, int] | None = None, on_change: OnChange | None = None) -> None:
         self._sm = sessionmaker
+        self._on_change = on_change
         self._autolock = autolock_s
         self._clock = clock
         self._kdf = dict(kdf or KDF_DEFAULTS)
@@ -107,6 +119,21 @@ class Vault:
         async with self._sm() as s:
             return await s.get(VaultMetaRow, 1)
 
+    @asynccontextmanager
+    async def _changing(self, session: AsyncSession | None = None
+                        ) -> AsyncIterator[AsyncSession]:
+        """A transaction changing stored secrets (the caller's, when ``session`` is given),
+        with ``on_change`` run inside it."""
+        if session is not None:
+            yield session
+            if self._on_change is not None:
+                await self._on_change(session)
+            return
+        async with self._sm() as s, s.begin():
+            yield s
+            if self._on_change is not None:
+                await self._on_change(s)
+
     # -- password ------------------------------------------------------------------------
     async def initialize(self, password: str) -> None:
         if len(password) < 8:
@@ -116,7 +143,7 @@ class Vault:
         salt = os.urandom(16)
         key = await asyncio.to_thread(derive_key, password, salt, self._kdf)
         nonce, verifier = _seal(key, _VERIFIER_PLAINTEXT, _VERIFIER_AD)
-        async with self._sm() as s, s.begin():
+        async with self._changing() as s:
             s.add(VaultMetaRow(id=1, salt=salt, kdf=self._kdf, verifier_nonce=nonce,
                                verifier=verifier))
         self._key, self._last_used = key, self._clock()
@@ -129,9 +156,13 @@ class Vault:
             raise Unauthorized("wrong vault password") from None
         return key
 
-    async def unlock(self, password: str) -> None:
+    async def unlock(self, password: str, *, initialize: bool = True) -> None:
+        """Unlock with the admin password; a vault not yet initialized is initialized with
+        it (the admin API), or, with ``initialize=False``, left alone: VaultUninitialized."""
         meta = await self._meta()
         if meta is None:
+            if not initialize:
+                raise VaultUninitialized("the vault is not initialized yet")
             await self.initialize(password)
             return
         key = await self._check(password, meta)
@@ -144,7 +175,7 @@ class Vault:
         (``_fail_after`` injects a crash for tests: the old password must stay valid)."""
         if len(new_password) < 8:
             raise TokenHubError("vault password must have at least 8 characters")
-        async with self._sm() as s, s.begin():
+        async with self._changing() as s:
             meta = await self._meta(s)
             if meta is None:
                 raise NotFound("the vault is not initialized")
@@ -170,10 +201,12 @@ class Vault:
             raise VaultError(f"secret of provider {row.provider_id!r} failed "
                              "authentication (tampered or moved)") from None
 
-    async def put_secret(self, provider_id: str, plaintext: str) -> None:
+    async def put_secret(self, provider_id: str, plaintext: str, *,
+                         session: AsyncSession | None = None) -> None:
+        """Store a provider's key (in ``session``'s transaction when given)."""
         key = self._touch()
         nonce, ct = _seal(key, plaintext.encode(), _ad(provider_id))
-        async with self._sm() as s, s.begin():
+        async with self._changing(session) as s:
             row = await s.get(VaultSecretRow, provider_id)
             if row is None:
                 s.add(VaultSecretRow(provider_id=provider_id, nonce=nonce, ciphertext=ct))
@@ -192,8 +225,9 @@ class Vault:
         async with self._sm() as s:
             return await s.get(VaultSecretRow, provider_id) is not None
 
-    async def delete_secret(self, provider_id: str) -> None:
-        async with self._sm() as s, s.begin():
+    async def delete_secret(self, provider_id: str, *,
+                            session: AsyncSession | None = None) -> None:
+        async with self._changing(session) as s:
             await s.execute(delete(VaultSecretRow).where(
                 VaultSecretRow.provider_id == provider_id))
 

@@ -1,12 +1,15 @@
-"""Providers, models and aliases defined at runtime (admin API), persisted in the DB."""
+"""Providers, models and aliases defined at runtime (admin API), persisted in the DB,
+and the catalog version every process polls (bumped in the same transaction as each
+change: :func:`bump_version`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import AliasConfig, Catalog, ModelConfig, ProviderConfig
-from shared.store.tables import AliasRow, ModelRow, ProviderRow
+from shared.store.base import utcnow
+from shared.store.tables import AliasRow, CatalogVersionRow, ModelRow, ProviderRow
 
 _PROVIDER_COLUMNS = {"id", "type", "base_url", "endpoints", "api_key_env", "enabled"}
 
@@ -22,6 +25,28 @@ def _model(row: ModelRow) -> ModelConfig:
                        weight=row.weight, max_context_tokens=row.max_context_tokens,
                        input_per_1k=row.input_per_1k, output_per_1k=row.output_per_1k,
                        enabled=row.enabled, aliases=list(row.aliases or []))
+
+
+VERSION_ID = 1
+
+
+async def read_version(session: AsyncSession) -> int:
+    """The current catalog version (one primary-key lookup; 0 before any change)."""
+    value = await session.scalar(select(CatalogVersionRow.version)
+                                 .where(CatalogVersionRow.id == VERSION_ID))
+    return int(value or 0)
+
+
+async def bump_version(session: AsyncSession) -> None:
+    """Count one catalog change. Call it inside the transaction that makes the change, so
+    a process that sees the new version also sees the change (and a rolled-back change
+    bumps nothing). The row-level UPDATE also serializes concurrent admin changes."""
+    result = await session.execute(
+        update(CatalogVersionRow).where(CatalogVersionRow.id == VERSION_ID)
+        .values(version=CatalogVersionRow.version + 1, updated_at=utcnow()))
+    if getattr(result, "rowcount", 1) == 0:  # the migration inserts it; a wiped row only
+        session.add(CatalogVersionRow(id=VERSION_ID, version=1))
+        await session.flush()
 
 
 async def load(session: AsyncSession) -> tuple[list[ProviderConfig], list[ModelConfig],
@@ -52,10 +77,12 @@ async def upsert_provider(session: AsyncSession, *, provider: ProviderConfig) ->
         session.add(row)
     row.type, row.base_url, row.endpoints = provider.type, provider.base_url, provider.endpoints
     row.api_key_env, row.enabled, row.extra = provider.api_key_env, provider.enabled, extra
+    await bump_version(session)
 
 
 async def delete_provider(session: AsyncSession, *, provider_id: str) -> None:
     await session.execute(delete(ProviderRow).where(ProviderRow.id == provider_id))
+    await bump_version(session)
 
 
 async def upsert_model(session: AsyncSession, *, model: ModelConfig) -> None:
@@ -67,7 +94,9 @@ async def upsert_model(session: AsyncSession, *, model: ModelConfig) -> None:
     row.weight, row.max_context_tokens = model.weight, model.max_context_tokens
     row.input_per_1k, row.output_per_1k = model.input_per_1k, model.output_per_1k
     row.enabled, row.aliases = model.enabled, model.aliases
+    await bump_version(session)
 
 
 async def delete_model(session: AsyncSession, *, model_id: str) -> None:
     await session.execute(delete(ModelRow).where(ModelRow.id == model_id))
+    await bump_version(session)

@@ -87,3 +87,15 @@ class RewardRow(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0)
 
+
+
+class CatalogVersionRow(Base):
+    """One row (id 1): bumped in the transaction of every admin catalog change (providers,
+    models, vault keys), so every process can tell by one primary-key SELECT whether its
+    catalog is current (shared/catalog.py polls it)."""
+
+    __tablename__ = "catalog_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

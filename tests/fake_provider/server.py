@@ -11,12 +11,14 @@ killed worker's replacement):
 - ``POST /_control/default`` ``{"delay_ms": 0, "content": null}``; ``POST /_control/reset``.
 - ``GET /_control/calls``: every call received (path, wire, model, stream, messages,
   completed once the response was fully sent) and counts per model. Auth headers are
-  never stored, only whether one was present.
+  never stored, only whether one was present and the SHA-256 of the key it carried
+  (``auth_sha256``, so a test can check which key was sent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import time
@@ -67,6 +69,12 @@ def _content(state: State, step: dict[str, Any], model: str, messages: list[Any]
 def _tokens(messages: list[Any], text: str) -> tuple[int, int]:
     prompt = sum(len(json.dumps(m.get("content", ""))) for m in messages) // 4 + 1
     return prompt, len(text) // 4 + 1
+
+
+def _key_digest(request: web.Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("x-api-key")
+    return hashlib.sha256(key.encode()).hexdigest() if key else None
 
 
 def _error(status: int, wire: str, message: str, code: str, retry_after: Any = None
@@ -150,6 +158,7 @@ async def _chat(request: web.Request, wire: str) -> web.StreamResponse:
             "stream": stream, "messages": messages, "completed": False,
             "auth": bool(request.headers.get("authorization") or
                          request.headers.get("x-api-key")),
+            "auth_sha256": _key_digest(request),
             "params": {k: v for k, v in body.items() if k not in ("messages", "model", "system")}}
     state.calls.append(call)
     step = state.next_step(model)

@@ -25,10 +25,12 @@ def wait_port(port: int, timeout_s: float = 30) -> None:
 
 
 def start_worker(*, config: Path, data_dir: Path, address: str, queue: str,
-                 log: Path) -> subprocess.Popen[bytes]:
+                 log: Path, extra_env: dict[str, str] | None = None
+                 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TOKENHUB_CONFIG": str(config), "TOKENHUB_DATA_DIR": str(data_dir),
            "TOKENHUB_TEMPORAL_ADDRESS": address, "TOKENHUB_TEMPORAL_TASK_QUEUE": queue,
-           "TOKENHUB_TEMPORAL_HEARTBEAT_TIMEOUT_S": "2", "TOKENHUB_LOG_LEVEL": "WARNING"}
+           "TOKENHUB_TEMPORAL_HEARTBEAT_TIMEOUT_S": "2", "TOKENHUB_LOG_LEVEL": "WARNING",
+           **(extra_env or {})}
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "api", "worker"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
