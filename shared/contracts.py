@@ -13,6 +13,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from shared.errors import ErrorClass
+
 Mode = Literal["cheap", "normal", "high_confidence", "planning", "adversarial", "thompson"]
 MODES: tuple[str, ...] = get_args(Mode)
 Role = Literal["system", "user", "assistant", "tool", "developer"]
@@ -134,7 +136,7 @@ class Attempt(BaseModel):
 
     model: str
     provider: str
-    outcome: Literal["ok", "context_overflow", "rate_limited", "transient", "fatal"]
+    outcome: Literal["ok"] | ErrorClass  # the error classes are declared in shared/errors.py
     status: int | None = None
     latency_ms: float = 0.0
     tries: int = 1
