@@ -13,7 +13,6 @@ import logging
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from engine.client import FAST_FAIL, connect, ensure_search_attributes
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
@@ -24,6 +23,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.client import FAST_FAIL, connect, ensure_search_attributes
 from shared import errors
 from shared.config import Settings
 
