@@ -349,6 +349,6 @@ def run_devstack(settings: Settings, *, port: int, temporal_port: int | None = N
     problems = stack.port_problems()
     if problems:
         for problem in problems:
-            output.event("error", f"tokenhub dev: {problem}")
+            output.event("error", problem)
         return 1
     return stack.run()
