@@ -12,6 +12,7 @@ from shared.config import Catalog, Settings
 from shared.orchestration.ports import RecordBatch
 from shared.providers.registry import ProviderRegistry
 from shared.runtime import tune_gc
+from shared.security.redact import SecretRegistry, install_redaction
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
 from worker.build import build_worker, install_signal_handlers
@@ -40,6 +41,13 @@ async def run_worker(settings: Settings, catalog: Catalog) -> int:
     while registering), it logs why and returns 1, for a supervisor to restart it."""
     stop = asyncio.Event()
     install_signal_handlers(stop)
+    secrets = SecretRegistry()  # as the gateway does (api/app.py): no key in a log line
+    for secret in (settings.openai_api_key, settings.anthropic_api_key,
+                   settings.vault_password, settings.api_key_pepper, settings.admin_token):
+        secrets.add(secret.get_secret_value() if secret else None)
+    for provider in catalog.providers:
+        secrets.add(provider.resolve_key())
+    install_redaction(secrets)
     url = settings.effective_database_url
     await migrate(url)
     writer = RequestLogWriter(url)

@@ -113,10 +113,10 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out = record_fields(record, self.process)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        elif record.exc_text:
+        if record.exc_text:  # masked when the record was made (shared/security/redact.py)
             out["exc"] = record.exc_text
+        elif record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
 
 
@@ -128,10 +128,10 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out = record_fields(record, self.process)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        elif record.exc_text:
+        if record.exc_text:  # masked when the record was made (shared/security/redact.py)
             out["exc"] = record.exc_text
+        elif record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
         return render_text(out, colour=self.colour)
 
 
