@@ -37,7 +37,11 @@ def serve(
     except ConfigError as err:
         _fail(err)
         return
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format, process="gateway")
+    if settings.temporal_enabled:
+        from engine.client import forward_core_logs
+
+        forward_core_logs()
     if workers > 1:  # migrate once, before the worker processes race to it
         from shared.store.migrations import migrate_sync
 
@@ -95,15 +99,25 @@ def worker() -> None:
     except ConfigError as err:
         _fail(err)
         return
-    configure_logging(settings.log_level)
-    asyncio.run(run_worker(settings, catalog))
+    configure_logging(settings.log_level, fmt=settings.log_format, process="worker")
+    from engine.client import forward_core_logs
+
+    forward_core_logs()
+    raise typer.Exit(asyncio.run(run_worker(settings, catalog)))
 
 
 @app.command()
 def dev(
     port: int | None = typer.Option(None, help="Gateway port (TOKENHUB_PORT)."),
+    temporal_port: int | None = typer.Option(
+        None, min=1, max=65535,
+        help="The Temporal dev server's gRPC port (default: the port of "
+             "TOKENHUB_TEMPORAL_ADDRESS, 7233); its UI is on TOKENHUB_TEMPORAL_UI_PORT."),
 ) -> None:
-    """Start the local stack: Temporal dev server, worker and gateway, with SQLite."""
+    """Start the local stack: Temporal dev server, worker and gateway, with SQLite.
+
+    A child that dies is restarted (with a growing delay); the gateway serves in-process
+    while Temporal is away. Ctrl-C stops everything."""
     os.environ.setdefault("TOKENHUB_ENV", "development")
     os.environ.setdefault("TOKENHUB_REQUIRE_API_KEY", "false")
     try:
@@ -113,19 +127,23 @@ def dev(
         _fail(err)
         return
     gport = port or settings.port
+    from api.devstack import Output, run_devstack
+    from shared.telemetry.logging import resolve_format, use_colour
+
+    fmt = resolve_format(settings.log_format, sys.stderr)
+    out = Output(fmt, colour=use_colour(fmt, sys.stderr), stream=sys.stderr)
     names = ", ".join(m.id for m in catalog.models)
-    typer.echo(f"TokenHub dev: gateway on http://{settings.host}:{gport}  models: {names}",
-               err=True)
+    out.event("info", f"TokenHub dev: gateway on http://{settings.host}:{gport}  "
+                      f"models: {names}")
     if any(p.type == "simulated" for p in catalog.providers):
-        typer.echo("No provider configured: using the built-in SIMULATED provider "
-                   "(answers are fake). Set TOKENHUB_OPENAI_API_KEY or TOKENHUB_CONFIG.",
-                   err=True)
+        out.event("warning", "No provider configured: using the built-in SIMULATED provider "
+                             "(answers are fake). Set TOKENHUB_OPENAI_API_KEY or "
+                             "TOKENHUB_CONFIG.")
     if not settings.temporal_enabled:
         serve(host=None, port=gport, workers=1)
         return
-    from api.devstack import run_devstack
-
-    raise typer.Exit(run_devstack(settings, port=gport))
+    raise typer.Exit(run_devstack(settings, port=gport, temporal_port=temporal_port,
+                                  output=out))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -12,6 +13,13 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import RetryConfig
 
 from shared.config import Settings
@@ -23,6 +31,43 @@ log = logging.getLogger("tokenhub.temporal")
 # a worker keeps the SDK's patient defaults.
 FAST_FAIL = RetryConfig(initial_interval_millis=50, max_interval_millis=200,
                         max_elapsed_time_millis=1000, max_retries=4)
+
+
+class _Throttle(logging.Filter):
+    """One line per kind of message per window: while Temporal is down every poller of a
+    worker reports each retry."""
+
+    def __init__(self, window_s: float) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = f"{record.name}:{str(record.msg)[:64]}"
+        now = time.monotonic()
+        if now - self._last.get(key, -self.window_s) < self.window_s:
+            return False
+        self._last[key] = now
+        return True
+
+
+_forwarding = False
+
+
+def forward_core_logs(window_s: float = 10.0) -> None:
+    """Route the SDK core's own log lines (Rust; ANSI-coloured on stderr by default) through
+    Python logging, so they get this process's format and secret redaction. Call before the
+    first client is made (entrypoints only; idempotent)."""
+    global _forwarding
+    if _forwarding:
+        return
+    core = logging.getLogger("temporalio.core")
+    core.addFilter(_Throttle(window_s))
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=core, append_target_to_name=False)))),
+        error_if_already_set=False)
+    _forwarding = True
 
 
 async def connect(settings: Settings, *, timeout_s: float | None = None,

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     config: Path | None = None  # YAML catalog of providers and models
     log_level: str = "INFO"
+    # "auto": human-readable text when stderr is a terminal, JSON lines otherwise
+    log_format: Literal["auto", "json", "text"] = "auto"
     log_bodies: bool = False
     # "auto": uvloop when installed (uvicorn[standard] brings it), else asyncio. uvloop
     # serves ~25 % more req/s with 2 workers at c=64 here (bench/); an earlier RSS growth
@@ -91,7 +93,8 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "tokenhub"
-    temporal_ui_url: str = "http://127.0.0.1:8233"
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)  # `tokenhub dev`'s dev server
+    temporal_ui_url: str = ""  # empty: http://<host of temporal_address>:<temporal_ui_port>
     temporal_start_timeout_s: float = Field(default=2.0, gt=0)
     temporal_connect_timeout_s: float = Field(default=2.0, gt=0)
     temporal_circuit_failures: int = Field(default=3, ge=1)
@@ -144,6 +147,23 @@ class Settings(BaseSettings):
         for c in v:
             ipaddress.ip_network(c, strict=False)  # ValueError names the bad entry
         return v
+
+    @model_validator(mode="after")
+    def _derive_ui_url(self) -> Settings:
+        if not self.temporal_ui_url:
+            self.temporal_ui_url = f"http://{self.temporal_host}:{self.temporal_ui_port}"
+        return self
+
+    @property
+    def temporal_host(self) -> str:
+        host, sep, _ = self.temporal_address.rpartition(":")
+        return (host if sep else self.temporal_address) or "127.0.0.1"
+
+    @property
+    def temporal_port(self) -> int:
+        """The port of ``temporal_address`` (7233 when it names none)."""
+        _, sep, port = self.temporal_address.rpartition(":")
+        return int(port) if sep and port.isdigit() else 7233
 
     @property
     def api_keys_required(self) -> bool:

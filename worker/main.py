@@ -41,7 +41,10 @@ async def connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client 
     return None
 
 
-async def run_worker(settings: Settings, catalog: Catalog) -> None:
+async def run_worker(settings: Settings, catalog: Catalog) -> int:
+    """Poll until SIGINT/SIGTERM (exit status 0). The SDK retries polls while Temporal is
+    away, however long; should the worker still fail (a fatal poll error, Temporal gone
+    while registering), it logs why and returns 1, for a supervisor to restart it."""
     stop = asyncio.Event()
     install_signal_handlers(stop)
     url = settings.effective_database_url
@@ -67,18 +70,23 @@ async def run_worker(settings: Settings, catalog: Catalog) -> None:
         live.start_polling()
         client = await connect_with_retry(settings, stop)
         if client is None:
-            return
-        await ensure_search_attributes(client, settings.temporal_namespace)
-        worker = build_worker(client, task_queue=settings.temporal_task_queue,
-                              lookup=live.adapter, writer=write,
-                              attempt_timeout_s=settings.read_timeout_s,
-                              sandbox=settings.temporal_workflow_sandbox)
-        tune_gc()
-        log.info("worker polling %s on %s", settings.temporal_task_queue,
-                 settings.temporal_address)
-        async with worker:
-            await stop.wait()
+            return 0
+        try:
+            await ensure_search_attributes(client, settings.temporal_namespace)
+            worker = build_worker(client, task_queue=settings.temporal_task_queue,
+                                  lookup=live.adapter, writer=write,
+                                  attempt_timeout_s=settings.read_timeout_s,
+                                  sandbox=settings.temporal_workflow_sandbox)
+            tune_gc()
+            log.info("worker polling %s on %s", settings.temporal_task_queue,
+                     settings.temporal_address)
+            async with worker:
+                await stop.wait()
+        except Exception:  # a fatal worker error comes out of `async with worker`
+            log.exception("worker failed, exiting")
+            return 1
         log.info("worker stopped")
+        return 0
     finally:
         await writer.aclose()
         await live.aclose()

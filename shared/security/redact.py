@@ -93,12 +93,22 @@ class _RedactingFactory:
             message = record.getMessage()
         except (TypeError, ValueError):
             return record
-        redacted = redact_text(message)
-        for reg in list(self.registries):
-            redacted = reg.redact(redacted)
+        redacted = self._redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            # formatters use a record's exc_text when set: the traceback, masked, once
+            record.exc_text = self._redact(_EXC_FORMATTER.formatException(record.exc_info))
         return record
+
+    def _redact(self, text: str) -> str:
+        text = redact_text(text)
+        for reg in list(self.registries):
+            text = reg.redact(text)
+        return text
+
+
+_EXC_FORMATTER = logging.Formatter()
 
 
 def install_redaction(registry: SecretRegistry) -> None:

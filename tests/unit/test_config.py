@@ -123,3 +123,19 @@ def test_local_activities_bad_value_names_the_variable(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError) as exc:
         load_settings()
     assert "TOKENHUB_TEMPORAL_LOCAL_ACTIVITIES" in exc.value.message
+
+
+def test_temporal_ports_and_ui_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (s.temporal_host, s.temporal_port, s.temporal_ui_port) == ("127.0.0.1", 7233, 8233)
+    assert s.temporal_ui_url == "http://127.0.0.1:8233"
+    monkeypatch.setenv("TOKENHUB_TEMPORAL_ADDRESS", "temporal.local:7300")
+    monkeypatch.setenv("TOKENHUB_TEMPORAL_UI_PORT", "9233")
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (s.temporal_host, s.temporal_port) == ("temporal.local", 7300)
+    assert s.temporal_ui_url == "http://temporal.local:9233"
+    monkeypatch.setenv("TOKENHUB_TEMPORAL_UI_URL", "https://ui.example")
+    assert Settings(_env_file=None).temporal_ui_url == "https://ui.example"  # type: ignore[call-arg]
+    monkeypatch.setenv("TOKENHUB_TEMPORAL_UI_PORT", "0")
+    with pytest.raises(ValueError, match="temporal_ui_port"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
