@@ -17,13 +17,13 @@ from temporalio.common import TypedSearchAttributes
 from api.circuit import CircuitBreaker, CircuitState
 from api.state import AppState
 from api.temporal import TemporalRunner, TemporalUnavailable
+from engine import attributes
 from engine.names import CHAT_WORKFLOW, PLAN_WORKFLOW
 from shared.errors import TokenHubError
 from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
 from shared.orchestration.local import LocalEffects
 from shared.orchestration.plan import PlanInput, PlanOutcome, run_plan
 from shared.orchestration.ports import Effects, RecordBatch
-from workflows import attributes
 
 log = logging.getLogger("tokenhub.dispatch")
 

@@ -22,8 +22,8 @@ from temporalio.runtime import (
 )
 from temporalio.service import RetryConfig
 
+from engine import attributes
 from shared.config import Settings
-from workflows import attributes
 
 log = logging.getLogger("tokenhub.temporal")
 

@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from workflows import attributes
+from engine import attributes
 
 # Dynamic config for a fast single-box server. transferProcessorMaxPollRPS defaults to 20,
 # which adds ~50 ms to every task dispatch on the dev server's single shard.

@@ -12,10 +12,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from engine import devserver
+from engine import attributes, devserver
 from shared.config import Settings, load_catalog
 from tests.support.server import ThreadedServer, free_port
-from workflows import attributes
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ ROOMS = ("api", "workflows", "activities", "worker", "engine", "shared")
 # room → rooms it may import (README: "Where things live")
 ALLOWED = {
     "shared": {"shared"},
-    "engine": {"engine", "shared", "workflows"},
+    "engine": {"engine", "shared"},
     "workflows": {"workflows", "shared", "engine"},
     "activities": {"activities", "shared", "engine"},
     "worker": {"worker", "activities", "workflows", "engine", "shared"},
-    "api": {"api", "engine", "workflows", "shared", "worker"},
+    "api": {"api", "engine", "shared", "worker"},
 }
 
 
