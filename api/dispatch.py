@@ -61,14 +61,19 @@ class Dispatcher:
                 except TemporalUnavailable as exc:
                     self.breaker.failure()
                     log.warning("Temporal unavailable, running %s locally: %s", request_id, exc)
-                except TokenHubError:
+                except TokenHubError as err:
                     self.breaker.success()  # the run failed, on Temporal
+                    err.extra_headers.setdefault("X-TokenHub-Executor", "temporal")
                     raise
                 else:
                     self.breaker.success()
                     return out
             self.state.metrics.temporal_fallback.inc()
-        return await fn(inp, self.local)
+        try:
+            return await fn(inp, self.local)
+        except TokenHubError as err:
+            err.extra_headers.setdefault("X-TokenHub-Executor", "local")
+            raise
 
     async def run_chat(self, inp: ChatInput) -> ChatOutcome:
         first = inp.route.candidates[0].model
