@@ -17,7 +17,8 @@ outcome and on failure on the error, so metrics and record never disagree.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
@@ -47,6 +48,8 @@ class Caller:
     request_id: str
     principal: Principal | None = None
     request_body: str | None = None  # for the request log (TOKENHUB_LOG_BODIES), redacted
+    # the wall clock when the request arrived: a run's latency is measured from here
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def api_key_id(self) -> str | None:
@@ -89,7 +92,8 @@ class RequestService:
             ctx=state.routing_context(), rng=state.rng,
             max_attempts=state.settings.max_attempts, retry=state.retry,
             known_model=hint is None or state.known_model(hint),
-            request_body=caller.request_body, api_key_id=caller.api_key_id)
+            request_body=caller.request_body, api_key_id=caller.api_key_id,
+            started_at=caller.started_at)
 
     def prepare_plan(self, body: PlanBody, caller: Caller) -> PlanInput:
         state = self.state
@@ -98,7 +102,7 @@ class RequestService:
             ctx=state.routing_context(), rng=state.rng,
             max_attempts=state.settings.max_attempts, known_model=state.known_model,
             retry=state.plan_retry, request_body=caller.request_body,
-            api_key_id=caller.api_key_id)
+            api_key_id=caller.api_key_id, started_at=caller.started_at)
 
     # -- run -----------------------------------------------------------------------------
     async def run_chat(self, inp: ChatInput, caller: Caller) -> ChatOutcome:

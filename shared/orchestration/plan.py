@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -18,7 +19,7 @@ from shared.orchestration.chat import (
     fail_run,
 )
 from shared.orchestration.ports import Effects
-from shared.orchestration.records import RunSummary, SizeBucket, record_batch, summarize
+from shared.orchestration.records import RunSummary, SizeBucket, summarize, write_record
 from shared.orchestration.retry import RetrySpec
 from shared.routing.output import validate_json_output
 from shared.routing.types import ResolvedPolicy
@@ -40,6 +41,7 @@ class PlanInput(BaseModel):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     api_key_id: str | None = None
     request_body: str | None = None
+    started_at: datetime | None = None  # the gateway's wall clock at arrival (run latency)
 
 
 class PlanOutcome(BaseModel):
@@ -181,10 +183,10 @@ async def run_plan(inp: PlanInput, fx: Effects) -> PlanOutcome:
         if inp.output_schema is not None:
             result["parsed"] = validate_json_output(result[_FINAL[inp.mode]], inp.output_schema)
     except TokenHubError as err:
-        await fail_run(fx, err, _summary(run, start, err), inp.request_body)
+        await fail_run(fx, err, _summary(run, start, err), inp.request_body, inp.started_at)
         raise
-    summary = _summary(run, start)
-    await fx.record(record_batch(summary, fx.now(), request_body=inp.request_body))
+    summary = await write_record(fx, _summary(run, start), started_at=inp.started_at,
+                                 request_body=inp.request_body)
     return PlanOutcome(
         request_id=inp.request_id, mode=inp.mode, result=result,
         models=sorted({s.candidate.model.id for s in run.steps}), summary=summary)

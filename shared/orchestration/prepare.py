@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from shared.contracts import ChatBody, Message, Mode, OutputFormat, PlanBody, Policy
@@ -66,6 +67,7 @@ def prepare_chat(
     known_model: bool = True,
     api_key_id: str | None = None,
     request_body: str | None = None,
+    started_at: datetime | None = None,
 ) -> ChatInput:
     req = body.request
     fmt = body.output_format
@@ -86,7 +88,7 @@ def prepare_chat(
         route=Route(candidates=decision.candidates, reason=decision.reason), policy=policy,
         output_format=fmt, size_bucket=size_bucket(decision.estimated_input_tokens),
         max_attempts=max_attempts, retry=retry or RetrySpec(), api_key_id=api_key_id,
-        request_body=request_body,
+        request_body=request_body, started_at=started_at,
     )
 
 
@@ -106,6 +108,7 @@ def prepare_plan(
     retry: RetrySpec | None = None,
     api_key_id: str | None = None,
     request_body: str | None = None,
+    started_at: datetime | None = None,
 ) -> PlanInput:
     """Route the primary (planner/voters) and review (critic/judge) roles of a plan run."""
     orch = body.orchestration
@@ -138,4 +141,5 @@ def prepare_plan(
         voters=orch.voters, return_plan_only=orch.return_plan_only,
         output_schema=output_schema, policy=policy,
         size_bucket=size_bucket(primary.estimated_input_tokens), max_attempts=max_attempts,
-        retry=retry or RetrySpec(), api_key_id=api_key_id, request_body=request_body)
+        retry=retry or RetrySpec(), api_key_id=api_key_id, request_body=request_body,
+        started_at=started_at)

@@ -17,7 +17,7 @@ from shared.errors import AllProvidersFailed, ProviderError
 from shared.orchestration.calls import failed_attempt
 from shared.orchestration.chat import ChatInput, elapsed_ms, fail_run, failover
 from shared.orchestration.ports import ModelCall, OpenedStream, StreamingEffects
-from shared.orchestration.records import RunSummary, record_batch
+from shared.orchestration.records import RunSummary, write_record
 from shared.routing.types import Candidate, ModelSpec
 
 OnFinish = Callable[[RunSummary], Awaitable[None]]
@@ -39,7 +39,8 @@ async def open_chat_stream(inp: ChatInput, fx: StreamingEffects) -> ChatStream:
             fx, route=inp.route, policy=inp.policy, max_attempts=inp.max_attempts,
             attempts=attempts, what="before streaming", attempt=open_one)
     except AllProvidersFailed as err:
-        await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body)
+        await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body,
+                       inp.started_at)
         raise
     return ChatStream(inp, fx, cand, opened, attempts=attempts, start=start,
                       opened_at=opened_at)
@@ -105,8 +106,9 @@ class ChatStream:
             summary = summary.model_copy(update={
                 "status": "error", "error_class": self.error.error_class,
                 "model": model.id, "provider": model.provider_id})
-        self.summary = summary
-        await fx.record(record_batch(summary, fx.now(), request_body=self.inp.request_body))
+        self.summary = summary  # written once, even if finish() is re-entered meanwhile
+        self.summary = summary = await write_record(
+            fx, summary, started_at=self.inp.started_at, request_body=self.inp.request_body)
         for hook in self.on_finish:
             await hook(summary)
         return summary
