@@ -173,6 +173,17 @@ class ChatResponse(BaseModel):
     response: NormalizedResponse
 
 
+class RoleParameters(BaseModel):
+    """Per-role overrides of a plan's ``request.parameters`` (merged over them, key by key):
+    ``primary`` = planner / voters / drafts, ``reviewer`` = critic, ``judge`` = vote's judge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    primary: Parameters | None = None
+    reviewer: Parameters | None = None
+    judge: Parameters | None = None
+
+
 class Orchestration(BaseModel):
     mode: PlanMode = "adversarial"
     iterations: int = Field(default=1, ge=0, le=10)
@@ -183,10 +194,12 @@ class Orchestration(BaseModel):
     voters: int = Field(default=3, ge=1, le=10)
     return_plan_only: bool = False
     output_schema: dict[str, Any] | None = None
+    role_parameters: RoleParameters | None = None
 
 
 class PlanRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
+    parameters: Parameters = Field(default_factory=Parameters)  # forwarded to every step
 
     @field_validator("messages")
     @classmethod
