@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from temporalio.common import TypedSearchAttributes
 
-from api.circuit import CircuitBreaker, CircuitState
+from api.circuit import CircuitBreaker, CircuitState, Prober
 from api.state import AppState
 from api.temporal import TemporalRunner, TemporalUnavailable
 from engine.names import CHAT_WORKFLOW, PLAN_WORKFLOW
@@ -26,6 +26,10 @@ from shared.orchestration.ports import Effects, RecordBatch
 from workflows import attributes
 
 log = logging.getLogger("tokenhub.dispatch")
+
+
+async def _never() -> bool:
+    return False
 
 
 In = TypeVar("In", bound=BaseModel)
@@ -42,9 +46,25 @@ class Dispatcher:
         s = state.settings
         metrics = state.metrics
         self.breaker = CircuitBreaker(
-            failures=s.temporal_circuit_failures, cooldown_s=s.temporal_circuit_cooldown_s,
+            failures=s.temporal_circuit_failures,
             on_change=lambda st: metrics.circuit_state.set(int(st)))
         metrics.circuit_state.set(int(CircuitState.CLOSED))
+        self.prober = Prober(
+            self.breaker, temporal.probe if temporal is not None else _never,
+            cooldown_s=s.temporal_circuit_cooldown_s,
+            on_probe=lambda ok: metrics.temporal_probes.labels("ok" if ok else "failed").inc())
+        self.unavailable = 0  # requests that tried Temporal and found it unreachable
+
+    async def temporal_status(self) -> str:
+        """For /readyz: ``ok``, ``down, local fallback`` or ``disabled`` (local only)."""
+        if self.temporal is None:
+            return "disabled"
+        if self.breaker.allow() and await self.temporal.probe():
+            return "ok"
+        return "down, local fallback"
+
+    async def aclose(self) -> None:
+        await self.prober.aclose()
 
     async def _record(self, batch: RecordBatch) -> None:
         await self.state.log_writer.submit_paced(batch.record, batch.rewards)
@@ -59,7 +79,9 @@ class Dispatcher:
                                                   result_type=result_type,
                                                   search_attributes=attrs, memo=memo)
                 except TemporalUnavailable as exc:
+                    self.unavailable += 1
                     self.breaker.failure()
+                    self.prober.ensure()  # probes off the request path while open
                     log.warning("Temporal unavailable, running %s locally: %s", request_id, exc)
                 except TokenHubError:
                     self.breaker.success()  # the run failed, on Temporal

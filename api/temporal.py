@@ -74,6 +74,16 @@ class TemporalRunner:
                 self._checked = True
             return self._client
 
+    async def probe(self, timeout_s: float = 1.0) -> bool:
+        """Is Temporal reachable? Connect (if not yet) and ask the frontend's health check,
+        bounded by ``timeout_s``. Never raises."""
+        try:
+            client = await asyncio.wait_for(self.client(), timeout_s)
+            return await client.service_client.check_health(
+                timeout=timedelta(seconds=timeout_s))
+        except (TemporalUnavailable, TimeoutError, RPCError, RuntimeError, OSError):
+            return False
+
     async def run(self, workflow: str, inp: BaseModel, *, request_id: str, result_type: type[T],
                   search_attributes: TypedSearchAttributes, memo: dict[str, Any]) -> T:
         client = await self.client()
