@@ -116,6 +116,7 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     usage: Usage = Field(default_factory=Usage)
+    logprobs: dict[str, Any] | None = None  # the provider's, as sent (OpenAI wire format)
     upstream_model: str | None = None
     upstream_id: str | None = None
 
@@ -127,6 +128,7 @@ class StreamChunk(BaseModel):
     finish_reason: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     usage: Usage | None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class Attempt(BaseModel):
@@ -158,6 +160,7 @@ class NormalizedResponse(BaseModel):
     usage: Usage
     cost_usd: float
     parsed: Any | None = None
+    logprobs: dict[str, Any] | None = None  # when asked for (``logprobs``) and given
 
 
 class ChatResponse(BaseModel):

@@ -64,7 +64,7 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
         "created": int(time.time()),
         "model": outcome.negotiated_model,
         "choices": [{"index": 0, "message": message,
-                     "finish_reason": r.finish_reason or "stop", "logprobs": None}],
+                     "finish_reason": r.finish_reason or "stop", "logprobs": r.logprobs}],
         "usage": {"prompt_tokens": r.usage.prompt_tokens,
                   "completion_tokens": r.usage.completion_tokens,
                   "total_tokens": r.usage.total_tokens},

@@ -192,5 +192,5 @@ async def run_chat(inp: ChatInput, fx: Effects) -> ChatOutcome:
         response=NormalizedResponse(
             message=ResponseMessage(content=content, tool_calls=step.completion.tool_calls),
             finish_reason=step.completion.finish_reason, usage=step.completion.usage,
-            cost_usd=step.cost_usd, parsed=parsed),
+            cost_usd=step.cost_usd, parsed=parsed, logprobs=step.completion.logprobs),
     )
