@@ -52,6 +52,11 @@ async def openai_events(stream: ChatStream, *, include_usage: bool) -> AsyncIter
         yield _sse({"error": {"type": "upstream_stream_error", "message": stream.error.message,
                               "request_id": stream.inp.request_id}})
         return
+    if stream.output_error is not None:  # the answer failed output_format (json) at its end
+        yield _sse({"error": {"type": stream.output_error.error_type,
+                              "message": stream.output_error.message,
+                              "request_id": stream.inp.request_id}})
+        return
     if include_usage:
         usage = stream.usage
         yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
