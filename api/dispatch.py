@@ -23,6 +23,8 @@ from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
 from shared.orchestration.local import LocalEffects
 from shared.orchestration.plan import PlanInput, PlanOutcome, run_plan
 from shared.orchestration.ports import Effects, RecordBatch
+from shared.orchestration.records import RunSummary
+from shared.store.idempotency import IdempotencyStore
 from workflows import attributes
 
 log = logging.getLogger("tokenhub.dispatch")
@@ -30,6 +32,17 @@ log = logging.getLogger("tokenhub.dispatch")
 
 async def _never() -> bool:
     return False
+
+
+def _mark_replayed(result: BaseModel | TokenHubError) -> None:
+    """A repeat answered from the first run: its summary says so (not charged again)."""
+    summary = getattr(result, "summary", None)
+    if isinstance(summary, dict):
+        summary = RunSummary.model_validate(summary)
+        if isinstance(result, TokenHubError):
+            result.summary = summary
+    if isinstance(summary, RunSummary):
+        summary.replayed = True
 
 
 In = TypeVar("In", bound=BaseModel)
@@ -54,6 +67,8 @@ class Dispatcher:
             cooldown_s=s.temporal_circuit_cooldown_s,
             on_probe=lambda ok: metrics.temporal_probes.labels("ok" if ok else "failed").inc())
         self.unavailable = 0  # requests that tried Temporal and found it unreachable
+        self.idempotency = IdempotencyStore(state.sessionmaker,
+                                            window_s=s.idempotency_window_s)
 
     async def temporal_status(self) -> str:
         """For /readyz: ``ok``, ``down, local fallback`` or ``disabled`` (local only)."""
@@ -70,14 +85,18 @@ class Dispatcher:
         await self.state.log_writer.submit_paced(batch.record, batch.rewards)
 
     async def _run(self, workflow: str, fn: Callable[[In, Effects], Awaitable[Out]],
-                   inp: In, *, result_type: type[Out], request_id: str,
-                   attrs: TypedSearchAttributes, memo: dict[str, Any]) -> Out:
+                   inp: In, *, result_type: type[Out], request_id: str, kind: str,
+                   attrs: TypedSearchAttributes, memo: dict[str, Any],
+                   fingerprint: str | None) -> Out:
+        if fingerprint is not None:
+            memo = {**memo, "fingerprint": fingerprint}
         if self.temporal is not None:
             if self.breaker.allow():
                 try:
                     out = await self.temporal.run(workflow, inp, request_id=request_id,
                                                   result_type=result_type,
-                                                  search_attributes=attrs, memo=memo)
+                                                  search_attributes=attrs, memo=memo,
+                                                  fingerprint=fingerprint)
                 except TemporalUnavailable as exc:
                     self.unavailable += 1
                     self.breaker.failure()
@@ -90,7 +109,11 @@ class Dispatcher:
                     self.breaker.success()
                     return out
             self.state.metrics.temporal_fallback.inc()
-        return await fn(inp, self.local)
+        if fingerprint is None:
+            return await fn(inp, self.local)
+        return await self.idempotency.run(  # a client-chosen id: once, in any process
+            request_id=request_id, fp=fingerprint, kind=kind, result_type=result_type,
+            run=lambda: fn(inp, self.local), replayed=_mark_replayed)
 
     async def run_chat(self, inp: ChatInput) -> ChatOutcome:
         first = inp.route.candidates[0].model
@@ -100,7 +123,8 @@ class Dispatcher:
                 "candidates": [c.model.id for c in inp.route.candidates[:5]],
                 "size_bucket": inp.size_bucket}
         return await self._run(CHAT_WORKFLOW, run_chat, inp, result_type=ChatOutcome,
-                               request_id=inp.request_id, attrs=attrs, memo=memo)
+                               request_id=inp.request_id, kind=inp.kind, attrs=attrs,
+                               memo=memo, fingerprint=inp.fingerprint)
 
     async def run_plan(self, inp: PlanInput) -> PlanOutcome:
         first = inp.primary.candidates[0].model
@@ -109,4 +133,5 @@ class Dispatcher:
         memo = {"kind": "plan", "mode": inp.mode, "iterations": inp.iterations,
                 "voters": inp.voters, "messages": len(inp.messages)}
         return await self._run(PLAN_WORKFLOW, run_plan, inp, result_type=PlanOutcome,
-                               request_id=inp.request_id, attrs=attrs, memo=memo)
+                               request_id=inp.request_id, kind="plan", attrs=attrs,
+                               memo=memo, fingerprint=inp.fingerprint)

@@ -57,6 +57,7 @@ class ChatInput(BaseModel):
     api_key_id: str | None = None
     request_body: str | None = None  # only when TOKENHUB_LOG_BODIES is on
     started_at: datetime | None = None  # the gateway's wall clock at arrival (run latency)
+    fingerprint: str | None = None  # of a client-supplied request id's body (idempotency)
 
     def summary(self, fx: Effects, attempts: list[Attempt], start: datetime,
                 error: TokenHubError | None = None) -> RunSummary:

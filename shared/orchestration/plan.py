@@ -47,6 +47,7 @@ class PlanInput(BaseModel):
     api_key_id: str | None = None
     request_body: str | None = None
     started_at: datetime | None = None  # the gateway's wall clock at arrival (run latency)
+    fingerprint: str | None = None  # of a client-supplied request id's body (idempotency)
 
 
 class PlanOutcome(BaseModel):

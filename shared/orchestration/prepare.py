@@ -68,6 +68,7 @@ def prepare_chat(
     api_key_id: str | None = None,
     request_body: str | None = None,
     started_at: datetime | None = None,
+    fingerprint: str | None = None,
 ) -> ChatInput:
     req = body.request
     fmt = body.output_format
@@ -88,7 +89,7 @@ def prepare_chat(
         route=Route(candidates=decision.candidates, reason=decision.reason), policy=policy,
         output_format=fmt, size_bucket=size_bucket(decision.estimated_input_tokens),
         max_attempts=max_attempts, retry=retry or RetrySpec(), api_key_id=api_key_id,
-        request_body=request_body, started_at=started_at,
+        request_body=request_body, started_at=started_at, fingerprint=fingerprint,
     )
 
 
@@ -109,6 +110,7 @@ def prepare_plan(
     api_key_id: str | None = None,
     request_body: str | None = None,
     started_at: datetime | None = None,
+    fingerprint: str | None = None,
 ) -> PlanInput:
     """Route the primary (planner/voters) and review (critic/judge) roles of a plan run."""
     orch = body.orchestration
@@ -149,4 +151,4 @@ def prepare_plan(
         parameters=body.request.parameters.forwarded(), role_parameters=role_parameters,
         size_bucket=size_bucket(primary.estimated_input_tokens), max_attempts=max_attempts,
         retry=retry or RetrySpec(), api_key_id=api_key_id, request_body=request_body,
-        started_at=started_at)
+        started_at=started_at, fingerprint=fingerprint)

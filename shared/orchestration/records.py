@@ -43,6 +43,9 @@ class RunSummary(BaseModel):
     api_key_id: str | None = None
     size_bucket: SizeBucket = "small"
     budget_ms: int = 20000  # the policy's latency budget (reward formula)
+    # set by the gateway on a repeat of a client request id answered with the first run's
+    # result: not charged, counted or observed again
+    replayed: bool = False
 
     @property
     def cost_usd(self) -> float:
