@@ -93,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker_task
+        await gw.dispatcher.aclose()
         for task in list(state.background):
             task.cancel()
         await asyncio.gather(*state.background, return_exceptions=True)

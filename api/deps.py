@@ -29,6 +29,7 @@ from api.service import Caller, RequestService
 from api.state import AppState
 from shared.errors import BadRequest
 from shared.security.apikeys import Principal
+from shared.store.idempotency import fingerprint
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -51,17 +52,28 @@ class Ctx:
     service: RequestService
     request_id: str
     principal: Principal | None
+    route: str = ""
+    client_request_id: bool = False  # the client chose the id (X-Request-ID)
 
-    def caller(self, request_body: str | None = None) -> Caller:
+    def caller(self, request_body: str | None = None, *,
+               body: BaseModel | None = None) -> Caller:
+        """The caller; with ``body`` and a client-chosen request id, the body's fingerprint
+        (route + API key id + canonical body) for idempotent retries."""
+        fp = None
+        if body is not None and self.client_request_id:
+            fp = fingerprint(route=self.route, api_key_id=self.principal.key_id
+                             if self.principal else None, body=body)
         return Caller(request_id=self.request_id, principal=self.principal,
-                      request_body=request_body)
+                      request_body=request_body, fingerprint=fp)
 
 
 async def context(request: Request, scope: str) -> Ctx:
     """Authorize the caller for ``scope`` and assemble the route's context."""
     principal = await authorize(request, scope)
     gw = gateway_of(request)
-    return Ctx(gw.state, gw.service, str(request.state.request_id), principal)
+    return Ctx(gw.state, gw.service, str(request.state.request_id), principal,
+               route=request.url.path,
+               client_request_id=bool(getattr(request.state, "request_id_from_client", False)))
 
 
 def _context(scope: str) -> object:

@@ -46,8 +46,10 @@ class RequestContextMiddleware:
                     rid = candidate
             elif name == b"content-length":
                 length = value
+        state = scope.setdefault("state", {})
+        state["request_id_from_client"] = rid is not None  # idempotent retries
         rid = rid or new_request_id()
-        scope.setdefault("state", {})["request_id"] = rid
+        state["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
         limit = self.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:

@@ -17,7 +17,8 @@ outcome and on failure on the error, so metrics and record never disagree.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
@@ -47,6 +48,9 @@ class Caller:
     request_id: str
     principal: Principal | None = None
     request_body: str | None = None  # for the request log (TOKENHUB_LOG_BODIES), redacted
+    # the wall clock when the request arrived: a run's latency is measured from here
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    fingerprint: str | None = None  # set when the client chose the request id
 
     @property
     def api_key_id(self) -> str | None:
@@ -89,7 +93,8 @@ class RequestService:
             ctx=state.routing_context(), rng=state.rng,
             max_attempts=state.settings.max_attempts, retry=state.retry,
             known_model=hint is None or state.known_model(hint),
-            request_body=caller.request_body, api_key_id=caller.api_key_id)
+            request_body=caller.request_body, api_key_id=caller.api_key_id,
+            started_at=caller.started_at, fingerprint=caller.fingerprint)
 
     def prepare_plan(self, body: PlanBody, caller: Caller) -> PlanInput:
         state = self.state
@@ -98,7 +103,8 @@ class RequestService:
             ctx=state.routing_context(), rng=state.rng,
             max_attempts=state.settings.max_attempts, known_model=state.known_model,
             retry=state.plan_retry, request_body=caller.request_body,
-            api_key_id=caller.api_key_id)
+            api_key_id=caller.api_key_id, started_at=caller.started_at,
+            fingerprint=caller.fingerprint)
 
     # -- run -----------------------------------------------------------------------------
     async def run_chat(self, inp: ChatInput, caller: Caller) -> ChatOutcome:
@@ -112,14 +118,21 @@ class RequestService:
     async def stream_chat(self, inp: ChatInput, caller: Caller) -> ChatStream:
         """Open the stream (failover before the first chunk) on the in-process runtime; the
         budget is settled and the run observed when the stream ends, however it ends."""
+        idem = self.dispatcher.idempotency
+        if caller.fingerprint is not None:  # a stream is not replayed: a repeat is a 409
+            await idem.claim_stream(request_id=caller.request_id, fp=caller.fingerprint)
         budget = await self._reserve(caller, inp.route.candidates[0].estimated_cost_usd)
         try:
             stream = await open_chat_stream(inp, self.dispatcher.local)
         except BaseException as exc:
+            if caller.fingerprint is not None:  # nothing was streamed: a retry may run
+                await idem.release(caller.request_id)
             await self._failed(budget, exc)
             raise
 
         async def finished(summary: RunSummary) -> None:
+            if caller.fingerprint is not None:
+                await idem.finish_stream(caller.request_id)
             await self._finished(budget, summary)
 
         stream.on_finish.append(finished)
@@ -143,6 +156,9 @@ class RequestService:
         return budget
 
     async def _finished(self, budget: Budget, summary: RunSummary) -> None:
+        if summary.replayed:  # the first run was charged and observed
+            await budget.settle(0.0)
+            return
         await budget.settle(summary.cost_usd)
         self.state.observe_run(summary)
 

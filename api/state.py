@@ -89,6 +89,23 @@ class AppState:
                               health=self.health.snapshot(now),
                               posteriors=self.posteriors.snapshot(), aliases=self._aliases)
 
+    def eligible_providers(self) -> list[str]:
+        """Providers that could serve a request now: some enabled model of theirs, the
+        provider enabled, registered with its key (a vault-backed provider whose key is
+        unavailable does not count) and neither unhealthy nor cooling down."""
+        now = time.monotonic()
+        health = self.health.snapshot(now)
+        out: set[str] = set()
+        for spec in self._specs:
+            pid = spec.provider_id
+            if not spec.enabled or pid in out or not self.registry.usable(pid):
+                continue
+            h = health.get(pid)
+            if h is not None and (not h.healthy or (h.cooldown_until or 0) > now):
+                continue
+            out.add(pid)
+        return sorted(out)
+
     def known_model(self, name: str) -> bool:
         return name in self._aliases or any(m.id == name for m in self._specs)
 

@@ -31,9 +31,11 @@ def _chunk_event(completion_id: str, model: str, created: int, chunk: StreamChun
         delta = {"role": "assistant", **delta}
     if chunk.tool_calls:
         delta["tool_calls"] = chunk.tool_calls
+    choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}
+    if chunk.logprobs is not None:
+        choice["logprobs"] = chunk.logprobs
     return {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}]}
+            "model": model, "choices": [choice]}
 
 
 async def openai_events(stream: ChatStream, *, include_usage: bool) -> AsyncIterator[bytes]:
@@ -43,11 +45,16 @@ async def openai_events(stream: ChatStream, *, include_usage: bool) -> AsyncIter
     created = int(time.time())
     first = True
     async for chunk in stream.chunks():
-        if chunk.delta or chunk.finish_reason or chunk.tool_calls or first:
+        if chunk.delta or chunk.finish_reason or chunk.tool_calls or chunk.logprobs or first:
             yield _sse(_chunk_event(completion_id, model, created, chunk, first))
             first = False
     if stream.error is not None:
         yield _sse({"error": {"type": "upstream_stream_error", "message": stream.error.message,
+                              "request_id": stream.inp.request_id}})
+        return
+    if stream.output_error is not None:  # the answer failed output_format (json) at its end
+        yield _sse({"error": {"type": stream.output_error.error_type,
+                              "message": stream.output_error.message,
                               "request_id": stream.inp.request_id}})
         return
     if include_usage:

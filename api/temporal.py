@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -27,6 +27,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from engine.client import FAST_FAIL, connect, ensure_search_attributes
 from engine.failures import run_error
 from shared.config import Settings
+from shared.orchestration.records import RunSummary
+from shared.store.idempotency import conflict
 
 log = logging.getLogger("tokenhub.temporal")
 
@@ -74,32 +76,94 @@ class TemporalRunner:
                 self._checked = True
             return self._client
 
-    async def run(self, workflow: str, inp: BaseModel, *, request_id: str, result_type: type[T],
-                  search_attributes: TypedSearchAttributes, memo: dict[str, Any]) -> T:
-        client = await self.client()
+    async def probe(self, timeout_s: float = 1.0) -> bool:
+        """Is Temporal reachable? Connect (if not yet) and ask the frontend's health check,
+        bounded by ``timeout_s``. Never raises."""
+        try:
+            client = await asyncio.wait_for(self.client(), timeout_s)
+            return await client.service_client.check_health(
+                timeout=timedelta(seconds=timeout_s))
+        except (TemporalUnavailable, TimeoutError, RPCError, RuntimeError, OSError):
+            return False
+
+    async def _start(self, client: Client, workflow: str, inp: BaseModel, *, request_id: str,
+                     result_type: type[T], search_attributes: TypedSearchAttributes,
+                     memo: dict[str, Any], reuse: WorkflowIDReusePolicy
+                     ) -> WorkflowHandle[Any, T]:
         s = self._settings
         try:
-            handle: WorkflowHandle[Any, T] = await asyncio.wait_for(client.start_workflow(
+            return await asyncio.wait_for(client.start_workflow(
                 workflow, inp, id=request_id, task_queue=s.temporal_task_queue,
                 result_type=result_type, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_reuse_policy=reuse,
                 search_attributes=search_attributes if self.tagging else None, memo=memo,
                 execution_timeout=timedelta(hours=24), request_eager_start=self.eager,
             ), s.temporal_start_timeout_s)
-        except WorkflowAlreadyStartedError:  # same request id, run already closed: reuse it
-            handle = client.get_workflow_handle(request_id, result_type=result_type)
         except TimeoutError:
             raise TemporalUnavailable("timed out starting the workflow") from None
         except RPCError as exc:
             if exc.status in _UNAVAILABLE:
                 raise TemporalUnavailable(f"Temporal RPC failed: {exc.status.name}") from None
             raise
+
+    async def run(self, workflow: str, inp: BaseModel, *, request_id: str, result_type: type[T],
+                  search_attributes: TypedSearchAttributes, memo: dict[str, Any],
+                  fingerprint: str | None = None) -> T:
+        """Start the run (or attach to the one with this id) and wait for its result.
+
+        Attaching happens when a client repeats its request id: a running run is joined
+        (``USE_EXISTING``), a closed one is answered from (``REJECT_DUPLICATE``). The
+        repeat must carry the same body (the fingerprint in the run's memo), else 409; a
+        closed run older than the idempotency window is replaced by a fresh one. A result
+        from an attached run is marked ``replayed`` (not charged or counted twice).
+        """
+        client = await self.client()
+        args: dict[str, Any] = {"request_id": request_id, "result_type": result_type,
+                                "search_attributes": search_attributes, "memo": memo}
+        attached = True
         try:
-            return await handle.result()
+            handle: WorkflowHandle[Any, T] = await self._start(
+                client, workflow, inp, reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE, **args)
+            resp = getattr(handle, "_start_workflow_response", None)  # SDK: no public flag
+            attached = resp is None or not bool(getattr(resp, "started", False))
+        except WorkflowAlreadyStartedError:  # same request id, run already closed: reuse it
+            handle = client.get_workflow_handle(request_id, result_type=result_type)
+        if attached and fingerprint is not None:
+            if await self._expired(handle, request_id, fingerprint):
+                handle = await self._start(
+                    client, workflow, inp, reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE, **args)
+                attached = False
+        try:
+            out = await handle.result()
         except WorkflowFailureError as failure:
-            raise run_error(failure) from None
+            err = run_error(failure)
+            if attached and isinstance(err.summary, RunSummary):
+                err.summary.replayed = True
+            raise err from None
         except RPCError as exc:
             if exc.status in _UNAVAILABLE:
                 raise TemporalUnavailable(
                     f"lost Temporal while waiting: {exc.status.name}") from None
             raise
+        summary = getattr(out, "summary", None)
+        if attached and isinstance(summary, RunSummary):
+            summary.replayed = True
+        return out
+
+    async def _expired(self, handle: WorkflowHandle[Any, Any], request_id: str,
+                       fingerprint: str) -> bool:
+        """The attached run's memo must carry this body's fingerprint (else 409). True when
+        the run closed and started longer ago than the idempotency window."""
+        try:
+            desc = await handle.describe()
+            memo = await desc.memo()
+        except RPCError as exc:
+            if exc.status in _UNAVAILABLE:
+                raise TemporalUnavailable(f"Temporal RPC failed: {exc.status.name}") from None
+            raise
+        window = timedelta(seconds=self._settings.idempotency_window_s)
+        if desc.close_time is not None and desc.start_time < datetime.now(UTC) - window:
+            return True
+        if memo.get("fingerprint") != fingerprint:
+            raise conflict(request_id, "was already used for a different request")
+        return False

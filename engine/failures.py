@@ -25,7 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from shared import errors
 from shared.contracts import Attempt
-from shared.errors import ERROR_CLASSES, ProviderError, TokenHubError
+from shared.errors import ERROR_CLASSES, ProviderError, TokenHubError, rebuild_error
 from shared.orchestration.ports import ModelCall
 from shared.orchestration.records import RunSummary
 
@@ -98,30 +98,16 @@ def run_failure(err: TokenHubError) -> ApplicationError:
                             non_retryable=True)
 
 
-def _error_types() -> dict[str, type[TokenHubError]]:
-    out: dict[str, type[TokenHubError]] = {}
-    stack: list[type[TokenHubError]] = [TokenHubError]
-    while stack:
-        cls = stack.pop()
-        out.setdefault(cls.error_type, cls)
-        stack.extend(cls.__subclasses__())
-    return out
-
-
 def run_error(failure: WorkflowFailureError) -> TokenHubError:
     """The TokenHubError a workflow failed with (a 502 if it failed some other way)."""
     cause = failure.cause
-    types = _error_types()
-    if isinstance(cause, ApplicationError) and cause.type in types:
+    if isinstance(cause, ApplicationError) and cause.type:
         try:
             info = RunFailure.model_validate(_first_detail(cause) or {})
         except ValidationError:
             info = RunFailure()
-        cls = types[cause.type]
-        err = TokenHubError.__new__(cls)
-        TokenHubError.__init__(err, cause.message, details=info.details)
-        if isinstance(err, errors.RateLimited):
-            err.retry_after = float(err.details.get("retry_after", 1))
-        err.summary = info.summary
-        return err
+        err = rebuild_error(cause.type, cause.message, info.details)
+        if err is not None:
+            err.summary = info.summary
+            return err
     return errors.AllProvidersFailed(f"workflow failed: {cause or failure}")

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # under uvloop was the request-log backlog, fixed since (soak +1.3 % over 21k requests).
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # A repeated X-Request-ID within this window gets the first run's result (same body)
+    # or 409 (different body); older ids are fresh again.
+    idempotency_window_s: float = Field(default=24 * 3600.0, gt=0)
 
     # Env shortcuts registering providers (SPEC §5).
     openai_api_key: SecretStr | None = None

@@ -118,6 +118,7 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     usage: Usage = Field(default_factory=Usage)
+    logprobs: dict[str, Any] | None = None  # the provider's, as sent (OpenAI wire format)
     upstream_model: str | None = None
     upstream_id: str | None = None
 
@@ -129,6 +130,7 @@ class StreamChunk(BaseModel):
     finish_reason: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     usage: Usage | None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class Attempt(BaseModel):
@@ -160,6 +162,7 @@ class NormalizedResponse(BaseModel):
     usage: Usage
     cost_usd: float
     parsed: Any | None = None
+    logprobs: dict[str, Any] | None = None  # when asked for (``logprobs``) and given
 
 
 class ChatResponse(BaseModel):
@@ -175,6 +178,17 @@ class ChatResponse(BaseModel):
     response: NormalizedResponse
 
 
+class RoleParameters(BaseModel):
+    """Per-role overrides of a plan's ``request.parameters`` (merged over them, key by key):
+    ``primary`` = planner / voters / drafts, ``reviewer`` = critic, ``judge`` = vote's judge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    primary: Parameters | None = None
+    reviewer: Parameters | None = None
+    judge: Parameters | None = None
+
+
 class Orchestration(BaseModel):
     mode: PlanMode = "adversarial"
     iterations: int = Field(default=1, ge=0, le=10)
@@ -185,10 +199,12 @@ class Orchestration(BaseModel):
     voters: int = Field(default=3, ge=1, le=10)
     return_plan_only: bool = False
     output_schema: dict[str, Any] | None = None
+    role_parameters: RoleParameters | None = None
 
 
 class PlanRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
+    parameters: Parameters = Field(default_factory=Parameters)  # forwarded to every step
 
     @field_validator("messages")
     @classmethod

@@ -200,3 +200,28 @@ class ProviderError(Exception):
             f"ProviderError({self.error_class}, status={self.status}, "
             f"retry_after={self.retry_after}, message={self.message!r})"
         )
+
+
+def error_types() -> dict[str, type[TokenHubError]]:
+    """Every TokenHubError class by its ``error_type`` (the most general class wins)."""
+    out: dict[str, type[TokenHubError]] = {}
+    stack: list[type[TokenHubError]] = [TokenHubError]
+    while stack:
+        cls = stack.pop()
+        out.setdefault(cls.error_type, cls)
+        stack.extend(cls.__subclasses__())
+    return out
+
+
+def rebuild_error(error_type: str, message: str,
+                  details: dict[str, Any] | None = None) -> TokenHubError | None:
+    """The TokenHubError a (type, message, details) triple stands for, as it was raised
+    elsewhere (a workflow, another gateway process); None for an unknown type."""
+    cls = error_types().get(error_type)
+    if cls is None:
+        return None
+    err = TokenHubError.__new__(cls)
+    TokenHubError.__init__(err, message, details=details)
+    if isinstance(err, RateLimited):
+        err.retry_after = float(err.details.get("retry_after", 1))
+    return err

@@ -66,8 +66,10 @@ class TemporalEffects:
             raise ModelCallFailed(attempt_from_failure(call, err)) from None
         return result
 
-    async def record(self, batch: RecordBatch) -> None:
-        await workflow.execute_local_activity(
+    async def record(self, batch: RecordBatch) -> float:
+        latency: float | None = await workflow.execute_local_activity(
             RECORD_RUN, batch, start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_attempts=0, maximum_interval=timedelta(seconds=10)),
-            summary="record request log")
+            result_type=float, summary="record request log")
+        # None: a history recorded before the activity reported the latency
+        return batch.record.latency_ms if latency is None else float(latency)

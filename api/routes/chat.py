@@ -30,7 +30,7 @@ def routing_headers(outcome: ChatOutcome) -> dict[str, str]:
            summary="Routed chat completion with TokenHub's routing metadata", tag="chat")
 async def chat(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, ChatBody)
-    caller = ctx.caller(stored_body(request, body))
+    caller = ctx.caller(stored_body(request, body), body=body)
     stream = body.request.stream
     inp = ctx.service.prepare_chat(body, caller, kind="stream" if stream else "chat")
     if stream:

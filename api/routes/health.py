@@ -20,6 +20,10 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(request: Request, state: StateDep) -> Response:
+    """Ready = the database answers AND at least one provider is eligible (an enabled model
+    on an enabled, healthy provider that has its key). Temporal is reported, not required:
+    while it is down the gateway serves through the in-process fallback."""
+    gw = request.app.state.tokenhub
     checks: dict[str, str] = {}
     try:
         async with state.sessionmaker() as session:
@@ -27,9 +31,13 @@ async def readyz(request: Request, state: StateDep) -> Response:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure
         checks["database"] = f"error: {type(exc).__name__}"
-    checks["providers"] = f"{len(state.catalog.providers)} configured"
-    checks["vault"] = await request.app.state.tokenhub.security.vault.state()
-    ready = checks["database"] == "ok"
+    eligible = state.eligible_providers()
+    checks["providers"] = (f"{len(eligible)} eligible of {len(state.catalog.providers)} "
+                           f"configured" if eligible else
+                           f"none eligible of {len(state.catalog.providers)} configured")
+    checks["vault"] = await gw.security.vault.state()
+    checks["temporal"] = await gw.dispatcher.temporal_status()
+    ready = checks["database"] == "ok" and bool(eligible)
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)
 

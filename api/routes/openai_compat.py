@@ -64,7 +64,7 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
         "created": int(time.time()),
         "model": outcome.negotiated_model,
         "choices": [{"index": 0, "message": message,
-                     "finish_reason": r.finish_reason or "stop", "logprobs": None}],
+                     "finish_reason": r.finish_reason or "stop", "logprobs": r.logprobs}],
         "usage": {"prompt_tokens": r.usage.prompt_tokens,
                   "completion_tokens": r.usage.completion_tokens,
                   "total_tokens": r.usage.total_tokens},
@@ -75,7 +75,7 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
            summary="OpenAI-compatible chat completion (SSE when stream is true)", tag="openai")
 async def chat_completions(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, CompletionsBody)
-    caller = ctx.caller(stored_body(request, body))
+    caller = ctx.caller(stored_body(request, body), body=body)
     inp = ctx.service.prepare_chat(body.to_chat_body(), caller,
                                    kind="stream" if body.stream else "completions")
     if body.stream:

@@ -15,7 +15,7 @@ router = APIRouter(tags=["plan"])
 
 @router.post("/v1/plan")
 async def plan(body: PlanBody, request: Request, ctx: PlanCtx) -> Response:
-    caller = ctx.caller(stored_body(request, body))
+    caller = ctx.caller(stored_body(request, body), body=body)
     outcome = await ctx.service.run_plan(ctx.service.prepare_plan(body, caller), caller)
     run = outcome.summary
     content = {"request_id": outcome.request_id, "mode": outcome.mode,

@@ -69,7 +69,8 @@ def failed_attempt(call: ModelCall, err: ProviderError, *, tries: int,
 
 
 class RetriesExhausted(Exception):
-    """A provider operation failed for good: the last error, tries made, last latency."""
+    """A provider operation failed for good: the last error, the tries made and the time
+    spent on them (summed over the tries, backoff sleeps excluded)."""
 
     def __init__(self, err: ProviderError, tries: int, latency_ms: float) -> None:
         super().__init__(err.message)
@@ -77,18 +78,23 @@ class RetriesExhausted(Exception):
 
 
 async def with_retries(spec: RetrySpec, rng: random.Random,
-                       op: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-    """Run ``op``, retrying transient ProviderErrors per ``spec``; return (result, tries)."""
+                       op: Callable[[], Awaitable[T]]) -> tuple[T, int, float]:
+    """Run ``op``, retrying transient ProviderErrors per ``spec``.
+
+    Returns (result, tries, ms spent in the failed tries before it): an attempt's latency
+    is the time spent on its model summed over every try (the Temporal activity reports
+    the same from its activity info), not just the last try's.
+    """
     tries = 0
+    failed_ms = 0.0
     while True:
         tries += 1
         started = time.perf_counter()
         try:
-            return await op(), tries
+            return await op(), tries, failed_ms
         except ProviderError as err:
+            failed_ms += (time.perf_counter() - started) * 1000
             if err.retryable and tries < spec.max_tries_per_model:
                 await asyncio.sleep(spec.delay(tries, rng))
                 continue
-            raise RetriesExhausted(err, tries, (time.perf_counter() - started) * 1000) from None
-
-
+            raise RetriesExhausted(err, tries, failed_ms) from None

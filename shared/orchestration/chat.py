@@ -21,8 +21,8 @@ from shared.orchestration.records import (
     RequestKind,
     RunSummary,
     SizeBucket,
-    record_batch,
     summarize,
+    write_record,
 )
 from shared.orchestration.retry import RetrySpec
 from shared.routing.engine import escalation_order
@@ -56,6 +56,8 @@ class ChatInput(BaseModel):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     api_key_id: str | None = None
     request_body: str | None = None  # only when TOKENHUB_LOG_BODIES is on
+    started_at: datetime | None = None  # the gateway's wall clock at arrival (run latency)
+    fingerprint: str | None = None  # of a client-supplied request id's body (idempotency)
 
     def summary(self, fx: Effects, attempts: list[Attempt], start: datetime,
                 error: TokenHubError | None = None) -> RunSummary:
@@ -159,12 +161,12 @@ def shape_output(content: str, fmt: OutputFormat | None) -> tuple[str, Any | Non
 
 
 async def fail_run(fx: Effects, err: TokenHubError, summary: RunSummary,
-                   request_body: str | None) -> None:
+                   request_body: str | None, started_at: datetime | None) -> None:
     """Record a failed run and attach what it did to the error (attempts for the client,
     the summary for the gateway's metrics)."""
     err.details.setdefault("attempts", [a.model_dump() for a in summary.attempts])
-    err.summary = summary
-    await fx.record(record_batch(summary, fx.now(), request_body=request_body))
+    err.summary = await write_record(fx, summary, started_at=started_at,
+                                     request_body=request_body)
 
 
 async def run_chat(inp: ChatInput, fx: Effects) -> ChatOutcome:
@@ -178,10 +180,11 @@ async def run_chat(inp: ChatInput, fx: Effects) -> ChatOutcome:
             attempts=attempts)
         content, parsed = shape_output(step.completion.content, inp.output_format)
     except TokenHubError as err:
-        await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body)
+        await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body,
+                       inp.started_at)
         raise
-    summary = inp.summary(fx, attempts, start)
-    await fx.record(record_batch(summary, fx.now(), request_body=inp.request_body))
+    summary = await write_record(fx, inp.summary(fx, attempts, start),
+                                 started_at=inp.started_at, request_body=inp.request_body)
     model = step.candidate.model
     return ChatOutcome(
         request_id=inp.request_id, negotiated_model=model.id, provider=model.provider_id,
@@ -190,5 +193,5 @@ async def run_chat(inp: ChatInput, fx: Effects) -> ChatOutcome:
         response=NormalizedResponse(
             message=ResponseMessage(content=content, tool_calls=step.completion.tool_calls),
             finish_reason=step.completion.finish_reason, usage=step.completion.usage,
-            cost_usd=step.cost_usd, parsed=parsed),
+            cost_usd=step.cost_usd, parsed=parsed, logprobs=step.completion.logprobs),
     )

@@ -48,8 +48,10 @@ class LocalEffects:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    async def record(self, batch: RecordBatch) -> None:
-        await self._recorder(batch)
+    async def record(self, batch: RecordBatch) -> float:
+        stamped = batch.at_wall_clock(self.now())
+        await self._recorder(stamped)
+        return stamped.record.latency_ms
 
     def _adapter(self, call: ModelCall) -> ProviderAdapter:
         try:
@@ -62,7 +64,7 @@ class LocalEffects:
         adapter = self._adapter(call)
         timeout = self._retry.attempt_timeout_s
         try:
-            opened, tries = await with_retries(
+            opened, tries, _ = await with_retries(
                 self._retry, self._rng,
                 lambda: open_stream_once(adapter, call, timeout_s=timeout))
         except RetriesExhausted as ex:
@@ -75,10 +77,11 @@ class LocalEffects:
         adapter = self._adapter(call)
         timeout = self._retry.attempt_timeout_s
         try:
-            res, tries = await with_retries(
+            res, tries, failed_ms = await with_retries(
                 self._retry, self._rng, lambda: attempt_once(adapter, call, timeout_s=timeout))
         except RetriesExhausted as ex:
             raise ModelCallFailed(
                 failed_attempt(call, ex.err, tries=ex.tries, latency_ms=ex.latency_ms)) from None
         res.attempt.tries = tries
+        res.attempt.latency_ms = round(res.attempt.latency_ms + failed_ms, 3)
         return res

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,10 +19,12 @@ from shared.orchestration.chat import (
     fail_run,
 )
 from shared.orchestration.ports import Effects
-from shared.orchestration.records import RunSummary, SizeBucket, record_batch, summarize
+from shared.orchestration.records import RunSummary, SizeBucket, summarize, write_record
 from shared.orchestration.retry import RetrySpec
 from shared.routing.output import validate_json_output
 from shared.routing.types import ResolvedPolicy
+
+Role = Literal["primary", "reviewer", "judge"]
 
 
 class PlanInput(BaseModel):
@@ -34,12 +37,17 @@ class PlanInput(BaseModel):
     voters: int = Field(default=3, ge=1, le=10)
     return_plan_only: bool = False
     output_schema: dict[str, Any] | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)  # every step
+    # per role ("primary", "reviewer", "judge"): merged over ``parameters``
+    role_parameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     policy: ResolvedPolicy
     size_bucket: SizeBucket = "small"
     max_attempts: int = 8
     retry: RetrySpec = Field(default_factory=RetrySpec)
     api_key_id: str | None = None
     request_body: str | None = None
+    started_at: datetime | None = None  # the gateway's wall clock at arrival (run latency)
+    fingerprint: str | None = None  # of a client-supplied request id's body (idempotency)
 
 
 class PlanOutcome(BaseModel):
@@ -74,11 +82,17 @@ class _Run:
         self.attempts: list[Attempt] = []
         self.steps: list[StepResult] = []
 
+    def parameters(self, role: Role) -> dict[str, Any]:
+        inp = self.inp
+        return {**inp.parameters, **inp.role_parameters.get(role, {})}
+
     async def step(self, route: Route, messages: list[dict[str, Any]], label: str,
-                   attempts: list[Attempt] | None = None) -> StepResult:
+                   attempts: list[Attempt] | None = None, *,
+                   role: Role = "primary") -> StepResult:
         res = await complete_with_failover(
             self.fx, request_id=self.inp.request_id, route=route, messages=messages,
-            parameters={}, policy=self.inp.policy, max_attempts=self.inp.max_attempts,
+            parameters=self.parameters(role), policy=self.inp.policy,
+            max_attempts=self.inp.max_attempts,
             step=label, attempts=self.attempts if attempts is None else attempts)
         if attempts is None:
             self.steps.append(res)
@@ -116,7 +130,7 @@ async def _adversarial(run: _Run) -> dict[str, Any]:
     plan, critique, rounds = first.completion.content, "", []
     for i in range(1, inp.iterations + 1):
         crit = await run.step(inp.review, prompts.critique_messages(inp.messages, plan),
-                              f"critique-{i}")
+                              f"critique-{i}", role="reviewer")
         critique = crit.completion.content
         refined = await run.step(inp.primary,
                                  prompts.refine_messages(inp.messages, plan, critique),
@@ -141,7 +155,8 @@ async def _vote(run: _Run) -> dict[str, Any]:
         raise AllProvidersFailed("every voter failed",
                                  details={"attempts": [a.model_dump() for a in run.attempts]})
     contents = [d.completion.content for d in drafts]
-    judge = await run.step(inp.review, prompts.judge_messages(inp.messages, contents), "judge")
+    judge = await run.step(inp.review, prompts.judge_messages(inp.messages, contents), "judge",
+                           role="judge")
     selected, rationale = prompts.parse_judgement(judge.completion.content, len(drafts))
     responses = [{"model": d.candidate.model.id, "content": d.completion.content,
                   "selected": i == selected} for i, d in enumerate(drafts)]
@@ -181,10 +196,10 @@ async def run_plan(inp: PlanInput, fx: Effects) -> PlanOutcome:
         if inp.output_schema is not None:
             result["parsed"] = validate_json_output(result[_FINAL[inp.mode]], inp.output_schema)
     except TokenHubError as err:
-        await fail_run(fx, err, _summary(run, start, err), inp.request_body)
+        await fail_run(fx, err, _summary(run, start, err), inp.request_body, inp.started_at)
         raise
-    summary = _summary(run, start)
-    await fx.record(record_batch(summary, fx.now(), request_body=inp.request_body))
+    summary = await write_record(fx, _summary(run, start), started_at=inp.started_at,
+                                 request_body=inp.request_body)
     return PlanOutcome(
         request_id=inp.request_id, mode=inp.mode, result=result,
         models=sorted({s.candidate.model.id for s in run.steps}), summary=summary)

@@ -37,10 +37,31 @@ class ModelCallResult(BaseModel):
 
 
 class RecordBatch(BaseModel):
-    """A request-log row and its reward rows, written durably."""
+    """A request-log row and its reward rows, written durably.
+
+    ``started_at`` is the gateway's wall clock when the request arrived. The runtime that
+    writes the batch stamps it with its own wall clock (:meth:`at_wall_clock`) just before
+    the write: inside a workflow the orchestration only has ``workflow.now()``, which does
+    not advance while a local activity retries within one workflow task (a failed run of
+    1.78 s was logged as 4 ms), so the run's latency is taken where a real clock may be read,
+    the record activity (or the local recorder), and handed back to the orchestration.
+    """
 
     record: RequestRecord
     rewards: list[RewardRecord] = Field(default_factory=list)
+    started_at: datetime | None = None
+
+    def at_wall_clock(self, now: datetime) -> RecordBatch:
+        """The batch as written at ``now``: the row's latency is the wall time since the
+        request arrived. Never less than the runtime's own measure (a worker whose clock
+        lags the gateway's must not shorten a run), and rows are dated ``now``."""
+        latency = self.record.latency_ms
+        if self.started_at is not None:
+            latency = max(latency, (now - self.started_at).total_seconds() * 1000)
+        record = self.record.model_copy(update={"latency_ms": round(latency, 3),
+                                                "created_at": now})
+        rewards = [r.model_copy(update={"created_at": now}) for r in self.rewards]
+        return RecordBatch(record=record, rewards=rewards, started_at=self.started_at)
 
 
 class ModelCallFailed(Exception):
@@ -75,8 +96,9 @@ class Effects(Protocol):
         """Call one model; raise ModelCallFailed when it fails for good."""
         ...
 
-    async def record(self, batch: RecordBatch) -> None:
-        """Write the request log row and rewards."""
+    async def record(self, batch: RecordBatch) -> float:
+        """Write the request log row and rewards, stamped with the wall clock
+        (:meth:`RecordBatch.at_wall_clock`); return the run latency the row carries."""
         ...
 
     def now(self) -> datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from shared.contracts import ChatBody, Message, Mode, OutputFormat, PlanBody, Policy
@@ -66,6 +67,8 @@ def prepare_chat(
     known_model: bool = True,
     api_key_id: str | None = None,
     request_body: str | None = None,
+    started_at: datetime | None = None,
+    fingerprint: str | None = None,
 ) -> ChatInput:
     req = body.request
     fmt = body.output_format
@@ -86,7 +89,7 @@ def prepare_chat(
         route=Route(candidates=decision.candidates, reason=decision.reason), policy=policy,
         output_format=fmt, size_bucket=size_bucket(decision.estimated_input_tokens),
         max_attempts=max_attempts, retry=retry or RetrySpec(), api_key_id=api_key_id,
-        request_body=request_body,
+        request_body=request_body, started_at=started_at, fingerprint=fingerprint,
     )
 
 
@@ -106,6 +109,8 @@ def prepare_plan(
     retry: RetrySpec | None = None,
     api_key_id: str | None = None,
     request_body: str | None = None,
+    started_at: datetime | None = None,
+    fingerprint: str | None = None,
 ) -> PlanInput:
     """Route the primary (planner/voters) and review (critic/judge) roles of a plan run."""
     orch = body.orchestration
@@ -121,15 +126,21 @@ def prepare_plan(
     for hint in (orch.primary_model_id, orch.review_model_id):
         if hint is not None and not known_model(hint):
             raise NotFound(f"unknown model {hint!r}: see GET /v1/models")
+    max_out = body.request.parameters.max_tokens  # the cost estimate of each step
     clean, policy, primary, schema = decide(
         messages=body.request.messages, policy=primary_policy, defaults=defaults, ctx=ctx,
-        rng=rng, model_hint=orch.primary_model_id)
+        rng=rng, model_hint=orch.primary_model_id, max_output_tokens=max_out)
     _, _, review, _ = decide(
         messages=clean, policy=review_policy, defaults=defaults, ctx=ctx, rng=rng,
-        model_hint=orch.review_model_id)
+        model_hint=orch.review_model_id, max_output_tokens=max_out)
     output_schema = schema if schema is not None else orch.output_schema
     if output_schema is not None:
         check_schema(output_schema)
+    roles = orch.role_parameters
+    role_parameters = {} if roles is None else {
+        role: params.forwarded() for role, params in
+        (("primary", roles.primary), ("reviewer", roles.reviewer), ("judge", roles.judge))
+        if params is not None}
     return PlanInput(
         request_id=request_id, mode=orch.mode, iterations=orch.iterations,
         messages=wire_messages(clean),
@@ -137,5 +148,7 @@ def prepare_plan(
         review=Route(candidates=review.candidates, reason=review.reason),
         voters=orch.voters, return_plan_only=orch.return_plan_only,
         output_schema=output_schema, policy=policy,
+        parameters=body.request.parameters.forwarded(), role_parameters=role_parameters,
         size_bucket=size_bucket(primary.estimated_input_tokens), max_attempts=max_attempts,
-        retry=retry or RetrySpec(), api_key_id=api_key_id, request_body=request_body)
+        retry=retry or RetrySpec(), api_key_id=api_key_id, request_body=request_body,
+        started_at=started_at, fingerprint=fingerprint)

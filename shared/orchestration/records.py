@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from shared.contracts import Attempt, Executor, RequestRecord, RewardRecord
 from shared.errors import TokenHubError
-from shared.orchestration.ports import RecordBatch
+from shared.orchestration.ports import Effects, RecordBatch
 from shared.routing.thompson import reward
 
 RequestKind = Literal["chat", "plan", "completions", "messages", "stream"]
@@ -39,10 +39,13 @@ class RunSummary(BaseModel):
     model: str | None = None  # the model that answered (or, on failure, was tried last)
     provider: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
-    latency_ms: float = 0.0  # the run's wall clock, as its runtime sees it
+    latency_ms: float = 0.0  # the run's wall clock since the gateway received it
     api_key_id: str | None = None
     size_bucket: SizeBucket = "small"
     budget_ms: int = 20000  # the policy's latency budget (reward formula)
+    # set by the gateway on a repeat of a client request id answered with the first run's
+    # result: not charged, counted or observed again
+    replayed: bool = False
 
     @property
     def cost_usd(self) -> float:
@@ -74,8 +77,8 @@ def rewards_for(summary: RunSummary, now: datetime) -> list[RewardRecord]:
     ]
 
 
-def record_batch(summary: RunSummary, now: datetime, *,
-                 request_body: str | None = None) -> RecordBatch:
+def record_batch(summary: RunSummary, now: datetime, *, request_body: str | None = None,
+                 started_at: datetime | None = None) -> RecordBatch:
     """The request-log row and reward rows of a run (the only place they are built)."""
     s = summary
     row = RequestRecord(
@@ -84,7 +87,16 @@ def record_batch(summary: RunSummary, now: datetime, *,
         cost_usd=s.cost_usd, latency_ms=round(s.latency_ms, 3), status=s.status,
         http_status=s.http_status, error_class=s.error_class, executor=s.executor,
         api_key_id=s.api_key_id, attempts=s.attempts, request_body=request_body)
-    return RecordBatch(record=row, rewards=rewards_for(s, now))
+    return RecordBatch(record=row, rewards=rewards_for(s, now), started_at=started_at)
+
+
+async def write_record(fx: Effects, summary: RunSummary, *, started_at: datetime | None,
+                       request_body: str | None) -> RunSummary:
+    """Write the run's record; return its summary with the latency the row carries (the
+    wall clock since ``started_at``, read by the recorder: see RecordBatch)."""
+    latency = await fx.record(record_batch(summary, fx.now(), request_body=request_body,
+                                           started_at=started_at))
+    return summary.model_copy(update={"latency_ms": latency})
 
 
 def summarize(*, request_id: str, kind: RequestKind, mode: str | None, executor: Executor,

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
-from shared.contracts import Attempt, Executor, StreamChunk, Usage
-from shared.errors import AllProvidersFailed, ProviderError
+from shared.contracts import Attempt, Executor, OutputFormat, StreamChunk, Usage
+from shared.errors import AllProvidersFailed, OutputValidationFailed, ProviderError
 from shared.orchestration.calls import failed_attempt
 from shared.orchestration.chat import ChatInput, elapsed_ms, fail_run, failover
 from shared.orchestration.ports import ModelCall, OpenedStream, StreamingEffects
-from shared.orchestration.records import RunSummary, record_batch
+from shared.orchestration.records import RunSummary, write_record
+from shared.routing.output import ThinkStripper, validate_json_output
 from shared.routing.types import Candidate, ModelSpec
 
 OnFinish = Callable[[RunSummary], Awaitable[None]]
@@ -39,10 +40,52 @@ async def open_chat_stream(inp: ChatInput, fx: StreamingEffects) -> ChatStream:
             fx, route=inp.route, policy=inp.policy, max_attempts=inp.max_attempts,
             attempts=attempts, what="before streaming", attempt=open_one)
     except AllProvidersFailed as err:
-        await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body)
+        await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body,
+                       inp.started_at)
         raise
     return ChatStream(inp, fx, cand, opened, attempts=attempts, start=start,
                       opened_at=opened_at)
+
+
+class StreamShaper:
+    """``output_format`` on a stream: ``strip_think`` as the text flows (tags split across
+    chunks included, :class:`ThinkStripper`); a ``json`` answer is checked at its end (the
+    client has had a 200 and the text by then, so a failure is reported in-band)."""
+
+    def __init__(self, fmt: OutputFormat | None) -> None:
+        self._fmt = fmt
+        self._stripper = ThinkStripper() if fmt is not None and fmt.strip_think else None
+        self._text: list[str] | None = [] if fmt is not None and fmt.type == "json" else None
+
+    def shape(self, chunk: StreamChunk) -> StreamChunk:
+        if self._stripper is not None:
+            delta = self._stripper.feed(chunk.delta)
+            if chunk.finish_reason:  # the text is over: flush what was held back
+                delta += self._stripper.finish()
+                self._stripper = None
+            chunk = chunk.model_copy(update={"delta": delta})
+        if self._text is not None:
+            self._text.append(chunk.delta)
+        return chunk
+
+    def close(self) -> StreamChunk | None:
+        """What is still held back when the upstream ended without a finish reason."""
+        stripper, self._stripper = self._stripper, None
+        tail = stripper.finish() if stripper is not None else ""
+        if not tail:
+            return None
+        if self._text is not None:
+            self._text.append(tail)
+        return StreamChunk(delta=tail)
+
+    def validate(self) -> OutputValidationFailed | None:
+        if self._text is None or self._fmt is None:
+            return None
+        try:
+            validate_json_output("".join(self._text), self._fmt.json_schema)
+        except OutputValidationFailed as err:
+            return err
+        return None
 
 
 class ChatStream:
@@ -55,6 +98,7 @@ class ChatStream:
         self._attempts, self._start, self._opened_at = attempts, start, opened_at
         self.usage = Usage()
         self.error: ProviderError | None = None
+        self.output_error: OutputValidationFailed | None = None  # reported in-band
         self.summary: RunSummary | None = None
         self.on_finish: list[OnFinish] = []
 
@@ -67,15 +111,21 @@ class ChatStream:
         return self._fx.executor
 
     async def chunks(self) -> AsyncIterator[StreamChunk]:
-        """Every chunk, the first included. Stops at the end of the answer or at a
-        mid-stream failure (then :attr:`error` says why)."""
+        """Every chunk, the first included, shaped by the request's ``output_format``.
+        Stops at the end of the answer or at a mid-stream failure (then :attr:`error`
+        says why); an answer that fails its JSON check sets :attr:`output_error`."""
+        shaper = StreamShaper(self.inp.output_format)
         try:
             chunk: StreamChunk | None = self._opened.first
             while chunk is not None:
                 if chunk.usage is not None:
                     self.usage = chunk.usage
-                yield chunk
+                yield shaper.shape(chunk)
                 chunk = await anext(self._opened.rest, None)
+            tail = shaper.close()
+            if tail is not None:
+                yield tail
+            self.output_error = shaper.validate()
         except ProviderError as err:
             self.error = err
         finally:
@@ -101,12 +151,15 @@ class ChatStream:
                            output_tokens=usage.completion_tokens, step="stream")
         self._attempts.append(last)
         summary = self.inp.summary(fx, self._attempts, self._start)
-        if self.error is not None:  # the client already has a 200: the failure is in-band
+        failed = self.error.error_class if self.error is not None else \
+            self.output_error.error_type if self.output_error is not None else None
+        if failed is not None:  # the client already has a 200: the failure is in-band
             summary = summary.model_copy(update={
-                "status": "error", "error_class": self.error.error_class,
+                "status": "error", "error_class": failed,
                 "model": model.id, "provider": model.provider_id})
-        self.summary = summary
-        await fx.record(record_batch(summary, fx.now(), request_body=self.inp.request_body))
+        self.summary = summary  # written once, even if finish() is re-entered meanwhile
+        self.summary = summary = await write_record(
+            fx, summary, started_at=self.inp.started_at, request_body=self.inp.request_body)
         for hook in self.on_finish:
             await hook(summary)
         return summary

@@ -28,8 +28,10 @@ def parse_completion(data: Any, provider_id: str) -> Completion:
         content = msg.get("content")
         if content is not None and not isinstance(content, str):
             raise TypeError("content is not a string")
+        logprobs = choice.get("logprobs")
         return Completion(content=content or "", finish_reason=choice.get("finish_reason"),
                           tool_calls=msg.get("tool_calls"),
+                          logprobs=logprobs if isinstance(logprobs, dict) else None,
                           usage=_usage(data.get("usage")) or Usage(),
                           upstream_model=data.get("model"), upstream_id=data.get("id"))
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -115,9 +117,11 @@ class OpenAIAdapter:
             if not choices:
                 return StreamChunk(usage=usage) if usage else None
             delta = choices[0].get("delta") or {}
+            logprobs = choices[0].get("logprobs")
             return StreamChunk(delta=delta.get("content") or "",
                                finish_reason=choices[0].get("finish_reason"),
-                               tool_calls=delta.get("tool_calls"), usage=usage)
+                               tool_calls=delta.get("tool_calls"), usage=usage,
+                               logprobs=logprobs if isinstance(logprobs, dict) else None)
         except (AttributeError, IndexError, TypeError) as exc:
             raise malformed(self.id, f"unexpected chunk shape ({exc})") from None
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts import RequestRecord
 from shared.routing.types import BetaPosterior, ModelStats
-from shared.store.tables import RequestLogRow, RewardRow
+from shared.store.tables import IdempotencyRow, RequestLogRow, RewardRow
 
 
 def _record(row: RequestLogRow) -> RequestRecord:
@@ -70,9 +70,10 @@ async def monthly_cost(session: AsyncSession, *, api_key_id: str, since: datetim
 
 
 async def prune(session: AsyncSession, *, older_than: datetime) -> int:
-    """Retention: delete request-log and reward rows older than ``older_than``."""
+    """Retention: delete request-log, reward and idempotency rows older than
+    ``older_than`` (an idempotency row past its window is only a fresh id's obstacle)."""
     total = 0
-    for table in (RequestLogRow, RewardRow):
+    for table in (RequestLogRow, RewardRow, IdempotencyRow):
         res = await session.execute(delete(table).where(table.created_at < older_than))
         total += int(getattr(res, "rowcount", 0) or 0)
     await session.commit()

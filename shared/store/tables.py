@@ -99,3 +99,19 @@ class CatalogVersionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class IdempotencyRow(Base):
+    """A client-supplied request id run in-process (shared/store/idempotency.py): its body's
+    fingerprint and, once done, its result, so a repeat gets the same answer in any
+    gateway process (workflow-path runs are deduplicated by Temporal's workflow id)."""
+
+    __tablename__ = "idempotency"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # running | ok | error | streamed
+    result: Mapped[str | None] = mapped_column(Text)  # the outcome or the error, as JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -34,6 +34,9 @@ class Metrics:
         self.circuit_state = Gauge("tokenhub_temporal_circuit_state",
                                    "Temporal circuit breaker: 0 closed, 1 half-open, 2 open",
                                    registry=r)
+        self.temporal_probes = Counter("tokenhub_temporal_probes",
+                                       "Background probes of Temporal while the circuit is "
+                                       "open, by outcome", ["outcome"], registry=r)
         self.rate_limited = Counter("tokenhub_rate_limited", "Requests refused by rate limits",
                                     ["scope"], registry=r)
         self.vault_unlocked = Gauge("tokenhub_vault_unlocked", "1 when the vault is unlocked",

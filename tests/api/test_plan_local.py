@@ -59,3 +59,36 @@ def test_output_schema_422_and_strip_think(client: httpx.Client, fake: FakeProvi
     assert r.status_code == 200, r.text
     assert r.json()["response"]["parsed"] == {"answer": 42}
     assert r.json()["response"]["message"]["content"] == '{"answer": 42}'
+
+
+def test_plan_parameters_reach_every_step(client: httpx.Client, fake: FakeProvider) -> None:
+    r = client.post("/v1/plan", json={
+        "request": {**TASK, "parameters": {"temperature": 0.3, "max_tokens": 77}},
+        "orchestration": {"mode": "vote", "voters": 2,
+                          "role_parameters": {"judge": {"temperature": 0}}}})
+    assert r.status_code == 200, r.text
+    calls = fake.calls()
+    assert len(calls) == 3  # two voters and the judge
+    assert all(c["params"]["max_tokens"] == 77 for c in calls)
+    temps = sorted(c["params"]["temperature"] for c in calls)
+    assert temps == [0, 0.3, 0.3]  # the judge's override, the voters' shared value
+    fake.reset()
+    r = client.post("/v1/plan", json={
+        "request": {**TASK, "parameters": {"max_tokens": 50}},
+        "orchestration": {"mode": "adversarial", "iterations": 1,
+                          "role_parameters": {"reviewer": {"max_tokens": 20}}}})
+    assert r.status_code == 200, r.text
+    by_step = [c["params"]["max_tokens"] for c in fake.calls()]
+    assert by_step == [50, 20, 50]  # plan, critique (reviewer), refine
+
+
+def test_plan_parameters_bad_values_name_the_field(client: httpx.Client) -> None:
+    r = client.post("/v1/plan", json={"request": {**TASK, "parameters": {"temperature": 5}}})
+    assert r.status_code == 400
+    assert "request.parameters.temperature" in r.json()["error"]["message"]
+    r = client.post("/v1/plan", json={"request": TASK, "orchestration": {
+        "mode": "vote", "role_parameters": {"critic": {"temperature": 1}}}})
+    assert r.status_code == 400
+    assert "orchestration.role_parameters.critic" in r.json()["error"]["message"]
+    r = client.post("/v1/plan", json={"request": {**TASK, "parameters": {"max_tokens": 0}}})
+    assert r.status_code == 400 and "max_tokens" in r.json()["error"]["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -57,3 +58,49 @@ def test_a_stream_cut_mid_answer_is_recorded_as_an_error(
     [row] = wait_rows(gateway, rid)
     assert (row["status"], row["http_status"], row["model"]) == ("error", 200, "claude")
     assert row["error_class"] == "transient"
+
+
+def _content(text: str) -> str:
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+    return "".join(e["choices"][0]["delta"].get("content", "") for e in events
+                   if e.get("choices"))
+
+
+def test_strip_think_applies_to_streams(client: httpx.Client, gateway: ThreadedServer,
+                                        fake: FakeProvider) -> None:
+    # the fake cuts its text in three: both tags end up split across chunks
+    fake.script("claude-up", [{"content": "<think>a long chain of thought</think>\n\n"
+                                          "The answer is 42."}])
+    rid = f"req-{uuid.uuid4().hex}"
+    body = {"request": {"messages": MSG, "stream": True, "model_hint": "claude"},
+            "output_format": {"strip_think": True}}
+    with client.stream("POST", "/v1/chat", json=body, headers={"X-Request-ID": rid}) as r:
+        text = "".join(r.iter_text())
+    assert r.status_code == 200 and text.rstrip().endswith("data: [DONE]")
+    assert _content(text) == "The answer is 42."
+    [row] = wait_rows(gateway, rid)
+    assert row["status"] == "ok"
+
+
+def test_a_streamed_answer_failing_its_json_check_is_reported_in_band(
+        client: httpx.Client, gateway: ThreadedServer, fake: FakeProvider) -> None:
+    fake.script("claude-up", [{"content": "not json at all"}, {"content": '{"a": 1}'}])
+    body = {"request": {"messages": MSG, "stream": True, "model_hint": "claude"},
+            "output_format": {"type": "json", "schema": {"type": "object"}}}
+    rid = f"req-{uuid.uuid4().hex}"
+    with client.stream("POST", "/v1/chat", json=body, headers={"X-Request-ID": rid}) as r:
+        text = "".join(r.iter_text())
+    assert r.status_code == 200
+    errors = [json.loads(line[6:])["error"] for line in text.splitlines()
+              if line.startswith('data: {"error"')]
+    assert [e["type"] for e in errors] == ["output_validation_failed"]
+    assert "[DONE]" not in text
+    [row] = wait_rows(gateway, rid)
+    assert (row["status"], row["error_class"]) == ("error", "output_validation_failed")
+    assert row["cost_usd"] > 0  # the model answered and billed
+    rid = f"req-{uuid.uuid4().hex}"
+    with client.stream("POST", "/v1/chat", json=body, headers={"X-Request-ID": rid}) as r:
+        text = "".join(r.iter_text())
+    assert "output_validation_failed" not in text and text.rstrip().endswith("[DONE]")
+    [row] = wait_rows(gateway, rid)
+    assert row["status"] == "ok"

@@ -9,6 +9,9 @@ killed worker's replacement):
   ``{"kind": "malformed"}``, ``{"kind": "cut_stream"}``, ``{"delay_ms": 300}`` or
   ``{"kind": "ok", "content": "..."}`` (keys combine: ``{"delay_ms": 50, "status": 503}``).
 - ``POST /_control/default`` ``{"delay_ms": 0, "content": null}``; ``POST /_control/reset``.
+- OpenAI wire: a body with ``"logprobs": true`` gets ``choices[0].logprobs`` (one entry per
+  whitespace-separated piece of the text, ``logprob`` -0.5, ``top_logprobs`` as many as
+  ``top_logprobs`` asked for), in the JSON answer and on each stream chunk.
 - ``GET /_control/calls``: every call received (path, wire, model, stream, messages,
   completed once the response was fully sent) and counts per model. Auth headers are
   never stored, only whether one was present and the SHA-256 of the key it carried
@@ -21,6 +24,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import re
 import time
 from collections import deque
 from typing import Any
@@ -102,8 +106,19 @@ async def _sse(request: web.Request, events: list[bytes], cut: bool) -> web.Stre
     return resp
 
 
+def _logprobs(text: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    if not body.get("logprobs"):
+        return None
+    top = int(body.get("top_logprobs") or 0)
+    tokens = [t for t in re.split(r"(\s+)", text) if t]
+    return {"content": [
+        {"token": t, "logprob": -0.5, "bytes": list(t.encode()),
+         "top_logprobs": [{"token": t, "logprob": -0.5, "bytes": list(t.encode())}] * top}
+        for t in tokens]}
+
+
 def _openai_events(cid: str, model: str, text: str, usage: tuple[int, int],
-                   include_usage: bool) -> list[bytes]:
+                   include_usage: bool, body: dict[str, Any]) -> list[bytes]:
     def ev(data: Any) -> bytes:
         return f"data: {json.dumps(data)}\n\n".encode()
 
@@ -114,6 +129,7 @@ def _openai_events(cid: str, model: str, text: str, usage: tuple[int, int],
     out = [ev({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                     "finish_reason": None}]})]
     out += [ev({**base, "choices": [{"index": 0, "delta": {"content": p},
+                                     "logprobs": _logprobs(p, body),
                                      "finish_reason": None}]}) for p in pieces]
     out.append(ev({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
     if include_usage:
@@ -208,11 +224,12 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
     cid = f"chatcmpl-fake-{next(_ids)}"
     if stream:
         include = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await _sse(request, _openai_events(cid, model, text, usage, include), cut)
+        return await _sse(request, _openai_events(cid, model, text, usage, include, body),
+                          cut)
     return web.json_response({
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop"}],
+                     "logprobs": _logprobs(text, body), "finish_reason": "stop"}],
         "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
                   "total_tokens": sum(usage)}})
 

@@ -202,3 +202,24 @@ async def test_a_successful_workflow_run_is_logged_as_temporal(
     assert (row["executor"], row["kind"], row["status"]) == ("temporal", "plan", "ok")
     assert row["input_tokens"] == r.json()["usage"]["prompt_tokens"] > 0
     assert _metric(metrics, 'tokenhub_executor_total{executor="temporal",kind="plan"}') == 1
+
+
+async def test_a_repeat_with_another_body_is_a_409_on_the_workflow_path(
+        temporal_gateway: ThreadedServer, fake: FakeProvider) -> None:
+    rid = f"req-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(base_url=temporal_gateway.url, trust_env=False,
+                                 timeout=30) as c:
+        first = await c.post("/v1/chat", headers={"X-Request-ID": rid},
+                             json={"request": {"messages": MSG}})
+        again = await c.post("/v1/chat", headers={"X-Request-ID": rid},
+                             json={"request": {"messages": MSG}})
+        other = await c.post("/v1/chat", headers={"X-Request-ID": rid}, json={
+            "request": {"messages": [{"role": "user", "content": "another question"}]}})
+        metrics = (await c.get("/metrics")).text
+    assert first.status_code == again.status_code == 200
+    assert first.headers["x-tokenhub-executor"] == "temporal"
+    assert other.status_code == 409, other.text
+    assert other.json()["error"]["type"] == "conflict" and rid in other.json()["error"]["message"]
+    assert fake.count() == 1
+    # the repeat attached to the first run: counted once
+    assert _metric(metrics, 'tokenhub_executor_total{executor="temporal",kind="chat"}') == 1
