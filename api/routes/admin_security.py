@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from api.catalog import reload_catalog
@@ -19,19 +19,43 @@ router = APIRouter(prefix="/admin/v1", tags=["admin"])
 
 
 class PasswordBody(BaseModel):
-    password: str = Field(min_length=1)
+    password: str = Field(min_length=1, max_length=1024, description=(
+        "the admin password; the first unlock creates the vault with it (8 characters "
+        "or more)"))
 
 
 class RotateBody(BaseModel):
-    old_password: str = Field(min_length=1)
-    new_password: str = Field(min_length=8)
+    old_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
 
 
 class KeyBody(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(default_factory=lambda: ["chat", "models"], min_length=1)
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(default=None, description=(
+        "when the key stops working; without an offset, UTC"))
     monthly_budget_usd: float | None = Field(default=None, ge=0)
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if s not in SCOPES]
+        if bad:
+            raise ValueError(f"unknown scope(s) {bad}: allowed are {', '.join(SCOPES)}")
+        return v
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_utc(cls, v: datetime | None) -> datetime | None:
+        """Stored in UTC: a time whose UTC form is outside years 1-9999 is refused here."""
+        if v is None:
+            return None
+        try:
+            return v.astimezone(UTC) if v.tzinfo is not None else v.replace(tzinfo=UTC)
+        except OverflowError:
+            raise ValueError("date out of range once converted to UTC") from None
 
 
 async def audit(request: Request, action: str, target: str | None, outcome: str = "ok",
@@ -121,7 +145,7 @@ async def revoke_key(key_id: str, request: Request, _: AdminDep) -> Response:
 
 @router.get("/audit")
 async def audit_log(request: Request, _: AdminDep, limit: int = Query(50, ge=1, le=500),
-                    cursor: int | None = Query(None, ge=1)) -> Response:
+                    cursor: int | None = Query(None, ge=1, le=2**63 - 1)) -> Response:
     entries, nxt = await security_of(request).audit.list(limit=limit, before_id=cursor)
     return JSONResponse({"data": [e.model_dump(mode="json") for e in entries],
                          "next_cursor": nxt})
