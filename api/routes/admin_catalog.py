@@ -13,9 +13,9 @@ from api.deps import StateDep
 from api.responses import JSONResponse
 from api.routes.admin_security import audited
 from api.security import AdminDep, security_of
-from shared.config import Catalog, ModelConfig, ProviderConfig
+from shared.config import CONFLICT, Catalog, ModelConfig, ProviderConfig
 from shared.contracts import ChatBody
-from shared.errors import BadRequest, NotFound, VaultLocked
+from shared.errors import BadRequest, Conflict, NotFound, VaultLocked
 from shared.routing.simulate import simulate
 from shared.store import catalog as store_catalog
 
@@ -34,9 +34,12 @@ def _public(p: ProviderConfig, state: Any) -> dict[str, Any]:
     return data
 
 
-def _bad(err: ValidationError) -> BadRequest:
-    return BadRequest("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                for e in err.errors()))
+def _bad(err: ValidationError) -> BadRequest | Conflict:
+    """400 naming the field; 409 when the change clashes with an id already in use."""
+    errors = err.errors()
+    text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                     for e in errors)
+    return Conflict(text) if any(e["type"] == CONFLICT for e in errors) else BadRequest(text)
 
 
 def _validated(catalog: Catalog, **changes: Any) -> None:
@@ -84,7 +87,7 @@ async def create_provider(body: ProviderBody, request: Request, state: StateDep,
     return JSONResponse(_public(state.catalog.provider(p.id) or p, state), status_code=201)
 
 
-@router.get("/providers/{provider_id}")
+@router.get("/providers/{provider_id:path}")
 async def get_provider(provider_id: str, state: StateDep, _: AdminDep) -> Response:
     p = state.catalog.provider(provider_id)
     if p is None:
@@ -92,7 +95,7 @@ async def get_provider(provider_id: str, state: StateDep, _: AdminDep) -> Respon
     return JSONResponse(_public(p, state))
 
 
-@router.patch("/providers/{provider_id}")
+@router.patch("/providers/{provider_id:path}")
 async def patch_provider(provider_id: str, body: ProviderBody, request: Request,
                          state: StateDep, _: AdminDep) -> Response:
     current = state.catalog.provider(provider_id)
@@ -103,7 +106,7 @@ async def patch_provider(provider_id: str, body: ProviderBody, request: Request,
     return JSONResponse(_public(state.catalog.provider(p.id) or p, state))
 
 
-@router.delete("/providers/{provider_id}")
+@router.delete("/providers/{provider_id:path}")
 async def delete_provider(provider_id: str, request: Request, state: StateDep,
                           _: AdminDep) -> Response:
     if state.catalog.provider(provider_id) is None:
@@ -152,7 +155,7 @@ async def create_model(body: dict[str, Any], request: Request, state: StateDep,
     return JSONResponse(model.model_dump(mode="json"), status_code=201)
 
 
-@router.patch("/models/{model_id}")
+@router.patch("/models/{model_id:path}")
 async def patch_model(model_id: str, body: dict[str, Any], request: Request, state: StateDep,
                       _: AdminDep) -> Response:
     current = state.catalog.model(model_id)
@@ -163,7 +166,7 @@ async def patch_model(model_id: str, body: dict[str, Any], request: Request, sta
     return JSONResponse(model.model_dump(mode="json"))
 
 
-@router.delete("/models/{model_id}")
+@router.delete("/models/{model_id:path}")
 async def delete_model(model_id: str, request: Request, state: StateDep,
                        _: AdminDep) -> Response:
     if state.catalog.model(model_id) is None:

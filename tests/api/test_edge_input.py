@@ -159,3 +159,26 @@ def test_unparseable_http_gets_the_error_shape(gateway: ThreadedServer) -> None:
 
     err = json.loads(body)["error"]
     assert err["type"] == "invalid_request" and err["request_id"].startswith("req_")
+
+
+def test_admin_catalog_ids_checked_and_clashes_are_409(edge: ThreadedServer,
+                                                        fake: FakeProvider) -> None:
+    with _client(edge, Authorization=f"Bearer {ADMIN}") as c:
+        for bad in ("模型", "small\u2028", " small", "x" * 200):
+            r = c.post("/admin/v1/models", json={"id": bad, "provider": "fake-openai"})
+            _error(r, 400, "invalid_request", "id")
+        r = c.post("/admin/v1/models", json={"id": "new-model", "provider": "fake-openai",
+                                             "aliases": ["small"]})
+        _error(r, 409, "conflict", "alias 'small'", "already a model id")
+        r = c.post("/admin/v1/models", json={"id": "ab", "provider": "fake-openai"})
+        _error(r, 409, "conflict", "alias 'ab' collides")  # "ab" is an alias of the file
+        r = c.post("/admin/v1/providers", json={"id": "prov/é", "type": "openai",
+                                                "base_url": "http://127.0.0.1:9"})
+        _error(r, 400, "invalid_request", "id")
+        r = c.post("/admin/v1/models", json={"id": "meta-llama/Llama-3.1-8B-Instruct",
+                                             "provider": "fake-openai"})
+        assert r.status_code == 201, r.text
+        assert c.delete("/admin/v1/models/meta-llama/Llama-3.1-8B-Instruct").status_code == 200
+    r = httpx.post(f"{edge.url}/v1/chat", json={"request": {"messages": MSG,
+                                                            "model_hint": "small"}})
+    assert r.status_code == 200 and r.headers["x-tokenhub-model"] == "small"
