@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from shared.security.redact import redact, route_uncaught_through_logging
+
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
@@ -25,7 +27,10 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        elif record.exc_text:  # formatted and redacted by the record factory
+            out["exc"] = record.exc_text
+        # extra fields are set after the record factory ran: mask the line as written
+        return redact(orjson.dumps(out, default=str).decode())
 
 
 def configure_logging(level: str = "INFO", *, filters: list[logging.Filter] | None = None) -> None:
@@ -37,3 +42,4 @@ def configure_logging(level: str = "INFO", *, filters: list[logging.Filter] | No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    route_uncaught_through_logging()
