@@ -12,6 +12,7 @@ from starlette.responses import Response
 from api.catalog import reload_catalog
 from api.deps import StateDep
 from api.responses import JSONResponse
+from api.schemas import AuditPage, IssuedKey, KeyInfo, KeyList, VaultState
 from api.security import AdminDep, request_ip, security_of
 from shared.security.apikeys import SCOPES
 
@@ -76,12 +77,12 @@ async def audited(request: Request, action: str, target: str | None, op: Any) ->
     return result
 
 
-@router.get("/vault")
+@router.get("/vault", response_model=VaultState)
 async def vault_state(request: Request, _: AdminDep) -> Response:
     return JSONResponse({"state": await security_of(request).vault.state()})
 
 
-@router.post("/vault/unlock")
+@router.post("/vault/unlock", response_model=VaultState)
 async def vault_unlock(body: PasswordBody, request: Request, state: StateDep,
                        _: AdminDep) -> Response:
     sec = security_of(request)
@@ -92,7 +93,7 @@ async def vault_unlock(body: PasswordBody, request: Request, state: StateDep,
     return JSONResponse({"state": await sec.vault.state()})
 
 
-@router.post("/vault/lock")
+@router.post("/vault/lock", response_model=VaultState)
 async def vault_lock(request: Request, state: StateDep, _: AdminDep) -> Response:
     sec = security_of(request)
     sec.vault.lock()
@@ -102,7 +103,7 @@ async def vault_lock(request: Request, state: StateDep, _: AdminDep) -> Response
     return JSONResponse({"state": await sec.vault.state()})
 
 
-@router.post("/vault/rotate")
+@router.post("/vault/rotate", response_model=VaultState)
 async def vault_rotate(body: RotateBody, request: Request, _: AdminDep) -> Response:
     sec = security_of(request)
     await audited(request, "vault.rotate", "vault",
@@ -111,7 +112,7 @@ async def vault_rotate(body: RotateBody, request: Request, _: AdminDep) -> Respo
     return JSONResponse({"state": await sec.vault.state()})
 
 
-@router.post("/apikeys", status_code=201)
+@router.post("/apikeys", status_code=201, response_model=IssuedKey)
 async def issue_key(body: KeyBody, request: Request, _: AdminDep) -> Response:
     sec = security_of(request)
     token, info = await audited(request, "apikey.issue", body.name, sec.apikeys.issue(
@@ -122,13 +123,13 @@ async def issue_key(body: KeyBody, request: Request, _: AdminDep) -> Response:
                          "note": "the token is shown once; store it now"}, status_code=201)
 
 
-@router.get("/apikeys")
+@router.get("/apikeys", response_model=KeyList)
 async def list_keys(request: Request, _: AdminDep) -> Response:
     keys = await security_of(request).apikeys.list()
     return JSONResponse({"data": [k.model_dump(mode="json") for k in keys], "scopes": SCOPES})
 
 
-@router.post("/apikeys/{key_id}/rotate")
+@router.post("/apikeys/{key_id}/rotate", response_model=IssuedKey)
 async def rotate_key(key_id: str, request: Request, _: AdminDep) -> Response:
     sec = security_of(request)
     token, info = await audited(request, "apikey.rotate", key_id, sec.apikeys.rotate(key_id))
@@ -136,14 +137,14 @@ async def rotate_key(key_id: str, request: Request, _: AdminDep) -> Response:
     return JSONResponse({"token": token, "key": info.model_dump(mode="json")})
 
 
-@router.delete("/apikeys/{key_id}")
+@router.delete("/apikeys/{key_id}", response_model=KeyInfo)
 async def revoke_key(key_id: str, request: Request, _: AdminDep) -> Response:
     sec = security_of(request)
     info = await audited(request, "apikey.revoke", key_id, sec.apikeys.revoke(key_id))
     return JSONResponse({"key": info.model_dump(mode="json")})
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=AuditPage)
 async def audit_log(request: Request, _: AdminDep, limit: int = Query(50, ge=1, le=500),
                     cursor: int | None = Query(None, ge=1, le=2**63 - 1)) -> Response:
     entries, nxt = await security_of(request).audit.list(limit=limit, before_id=cursor)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from api.deps import Ctx, ModelsCtx, json_body, lean_post
 from api.responses import JSONResponse
 from api.routes.chat import routing_headers
+from api.schemas import ChatCompletion, ModelList
 from api.security import stored_body
 from api.streaming import openai_events, sse_response
 from shared.contracts import ChatBody, ChatRequest, Message, Parameters, Policy
@@ -72,6 +73,7 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
 
 
 @lean_post(router, "/v1/chat/completions", scope="chat", body=CompletionsBody,
+           response=ChatCompletion,
            summary="OpenAI-compatible chat completion (SSE when stream is true)", tag="openai")
 async def chat_completions(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, CompletionsBody)
@@ -86,7 +88,7 @@ async def chat_completions(request: Request, ctx: Ctx) -> Response:
     return JSONResponse(completion_object(outcome), headers=routing_headers(outcome))
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=ModelList)
 async def list_models(ctx: ModelsCtx) -> Response:
     state = ctx.state
     created = 0
