@@ -133,6 +133,11 @@ def lean_post(router: APIRouter, path: str, *, scope: str, body: type[BaseModel]
     return register
 
 
+_SSE_EVENT = {"type": "object", "description": "one server-sent event (data: a JSON chunk, "
+               "or [DONE])", "properties": {"event": {"type": "string"},
+                                            "data": {"type": "string"}}}
+
+
 def _component(components: dict[str, Any], model: type[BaseModel], mode: str) -> str:
     js = model.model_json_schema(ref_template="#/components/schemas/{model}",
                                  mode=mode)  # type: ignore[arg-type]
@@ -158,5 +163,5 @@ def document_lean_routes(schema: dict[str, Any]) -> dict[str, Any]:
             "responses": {"200": {
                 "description": "The answer (JSON), or server-sent events when streaming",
                 "content": {"application/json": {"schema": {"$ref": answer_ref}},
-                            "text/event-stream": {"schema": {"type": "string"}}}}}}
+                            "text/event-stream": {"schema": _SSE_EVENT}}}}}
     return schema
