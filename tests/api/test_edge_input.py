@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fake_provider import FakeProvider
 from tests.support.server import ThreadedServer
@@ -182,3 +184,64 @@ def test_admin_catalog_ids_checked_and_clashes_are_409(edge: ThreadedServer,
     r = httpx.post(f"{edge.url}/v1/chat", json={"request": {"messages": MSG,
                                                             "model_hint": "small"}})
     assert r.status_code == 200 and r.headers["x-tokenhub-model"] == "small"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12)
+_VALID = {
+    "/v1/chat": {"request": {"messages": MSG, "model_hint": "small", "parameters": {},
+                             "estimated_input_tokens": 5, "meta": {}, "stream": False},
+                 "policy": {"mode": "cheap", "max_budget_usd": 1, "max_latency_ms": 9000,
+                            "min_weight": 0},
+                 "output_format": {"type": "text", "max_tokens": 5}},
+    "/v1/chat/completions": {"model": "small", "messages": MSG, "temperature": 1, "top_p": 1,
+                             "max_tokens": 5, "seed": 1, "stop": "x", "n": 1,
+                             "stream_options": {}, "user": "u", "policy": {}},
+    "/v1/plan": {"request": {"messages": MSG},
+                 "orchestration": {"mode": "refine", "iterations": 0, "voters": 1,
+                                   "primary_model_id": "small"}},
+}
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replaced(copy[path[0]], path[1:], new)
+    return copy
+
+
+_CASES = [(route, p) for route, body in _VALID.items() for p in _paths(body)]
+
+
+def test_arbitrary_json_in_any_field_is_never_a_5xx(client: httpx.Client) -> None:
+    """Every field of each public body, replaced by any JSON value: an answer below 500
+    (or the documented 502/503), in the error shape when it is an error."""
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=st.sampled_from(_CASES), value=_JSON)
+    def run(case: tuple[str, tuple[Any, ...]], value: Any) -> None:
+        route, path = case
+        body = _replaced(_VALID[route], path, value)
+        r = client.post(route, json=body)
+        assert r.status_code < 500 or r.status_code in (502, 503), (route, path, r.text)
+        if r.status_code >= 400:
+            assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
+
+    run()
