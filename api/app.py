@@ -26,6 +26,7 @@ from api.embedded import start_embedded_worker
 from api.errors import install_error_handlers
 from api.gateway import Gateway
 from api.middleware import RequestContextMiddleware
+from api.openapi import finish as finish_openapi
 from api.routes import admin_catalog, admin_security, chat, health, openai_compat, plan
 from api.security import SecurityState, build_security
 from api.service import RequestService
@@ -116,12 +117,13 @@ async def _unlock_vault_from_env(state: AppState, sec: SecurityState) -> None:
 
 
 def _document_bodies(app: FastAPI) -> None:
-    """OpenAPI: FastAPI's document plus the lean hot routes (api/deps.py)."""
+    """OpenAPI: FastAPI's document plus the lean hot routes (api/deps.py), with every
+    route's error responses (api/openapi.py)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_lean_routes(build())
+            app.openapi_schema = finish_openapi(document_lean_routes(build()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

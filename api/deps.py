@@ -117,6 +117,7 @@ class LeanRoute:
     path: str
     scope: str
     body: type[BaseModel]
+    response: type[BaseModel]
     summary: str
     tag: str
 
@@ -124,11 +125,13 @@ class LeanRoute:
 _LEAN: list[LeanRoute] = []
 
 
-def lean_post(router: APIRouter, path: str, *, scope: str, body: type[BaseModel], summary: str,
+def lean_post(router: APIRouter, path: str, *, scope: str, body: type[BaseModel],
+              response: type[BaseModel], summary: str,
               tag: str) -> Callable[[Handler], Handler]:
     """Register ``handler(request, ctx)`` as a plain Starlette ``POST`` route on ``router``
-    (FastAPI's ``include_router`` carries it over), documented in the OpenAPI document."""
-    lean = LeanRoute(path, scope, body, summary, tag)
+    (FastAPI's ``include_router`` carries it over), documented in the OpenAPI document
+    with its body and its (non-streaming) answer, ``response``."""
+    lean = LeanRoute(path, scope, body, response, summary, tag)
 
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -142,28 +145,35 @@ def lean_post(router: APIRouter, path: str, *, scope: str, body: type[BaseModel]
     return register
 
 
+_SSE_EVENT = {"type": "object", "description": "one server-sent event (data: a JSON chunk, "
+               "or [DONE])", "properties": {"event": {"type": "string"},
+                                            "data": {"type": "string"}}}
+
+
+def _component(components: dict[str, Any], model: type[BaseModel], mode: str) -> str:
+    js = model.model_json_schema(ref_template="#/components/schemas/{model}",
+                                 mode=mode)  # type: ignore[arg-type]
+    for name, sub in js.pop("$defs", {}).items():
+        components.setdefault(name, sub)
+    components.setdefault(model.__name__, js)
+    return f"#/components/schemas/{model.__name__}"
+
+
 def document_lean_routes(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add the lean routes, and the schemas of their bodies, to an OpenAPI document."""
+    """Add the lean routes, the schemas of their bodies and answers, to an OpenAPI
+    document (their error responses are added with every route's: api/openapi.py)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     paths = schema.setdefault("paths", {})
     for route in _LEAN:
-        model = route.body
-        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, sub in js.pop("$defs", {}).items():
-            components.setdefault(name, sub)
-        components.setdefault(model.__name__, js)
+        body_ref = _component(components, route.body, "validation")
+        answer_ref = _component(components, route.response, "serialization")
         paths.setdefault(route.path, {})["post"] = {
             "tags": [route.tag], "summary": route.summary,
             "operationId": f"{route.tag}_{route.path.strip('/').replace('/', '_')}_post",
             "requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}},
-            "responses": {
-                "200": {"description": "The answer (JSON, or SSE when streaming)"},
-                "400": {"description": "Invalid request"},
-                "401": {"description": "Missing or invalid API key"},
-                "403": {"description": f"Key lacks the {route.scope!r} scope or budget"},
-                "404": {"description": "Unknown model"},
-                "429": {"description": "Rate limited"},
-                "502": {"description": "Every provider attempt failed"},
-                "503": {"description": "No eligible model"}}}
+                "schema": {"$ref": body_ref}}}},
+            "responses": {"200": {
+                "description": "The answer (JSON), or server-sent events when streaming",
+                "content": {"application/json": {"schema": {"$ref": answer_ref}},
+                            "text/event-stream": {"schema": _SSE_EVENT}}}}}
     return schema

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware (cheaper than BaseHTTPMiddleware): request id and body limit."""
+"""Pure-ASGI middleware (cheaper than BaseHTTPMiddleware): request id, body limit, and the
+edge check of every request body (api/bodies.py: JSON only, strict)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.bodies import check_content_type, check_json
 from api.errors import error_body
 from shared.telemetry.metrics import Metrics
 
@@ -25,7 +27,8 @@ class _BodyTooLarge(HTTPException):
 
 
 class RequestContextMiddleware:
-    """Assign the request id (``X-Request-ID`` if valid, else new), echo it, cap body size."""
+    """Assign the request id (``X-Request-ID`` if valid, else new), echo it, cap body size,
+    and check the body as the app reads it: ``application/json`` and strict JSON."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int,
                  metrics: Metrics | None = None) -> None:
@@ -57,6 +60,7 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        chunks: list[bytes] = []
         started = False
         status = 500
         t0 = time.perf_counter()
@@ -65,9 +69,17 @@ class RequestContextMiddleware:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                if chunk and not received:
+                    check_content_type(scope["headers"])
+                received += len(chunk)
                 if received > limit:
                     raise _BodyTooLarge(413, f"request body exceeds {limit} bytes")
+                if message.get("more_body", False):
+                    chunks.append(chunk)
+                elif received:
+                    check_json(b"".join((*chunks, chunk)) if chunks else chunk)
+                    chunks.clear()
             return message
 
         async def send_with_id(message: Message) -> None:

@@ -70,6 +70,7 @@ def build_security(state: AppState, secrets_registry: SecretRegistry) -> Securit
     pepper = (s.api_key_pepper.get_secret_value() if s.api_key_pepper is not None
               else _persisted_secret(s.data_dir / "api_key_pepper"))
     secrets_registry.add(admin)
+    secrets_registry.add(pepper)  # the generated one too: redaction knows every secret
     autolock = s.vault_autolock_minutes * 60 if s.vault_autolock_minutes else None
     return SecurityState(
         admin_token=admin, apikeys=ApiKeyService(state.sessionmaker, pepper=pepper.encode()),

@@ -28,6 +28,7 @@ from shared.contracts import Attempt
 from shared.errors import ERROR_CLASSES, ProviderError, TokenHubError, rebuild_error
 from shared.orchestration.ports import ModelCall
 from shared.orchestration.records import RunSummary
+from shared.security.redact import redact
 
 MESSAGE_LIMIT = 500
 
@@ -55,7 +56,7 @@ def attempt_failure(err: ProviderError, *, tries: int, latency_ms: float) -> App
     """A classified provider failure as the activity raises it (only transient retries)."""
     info = AttemptFailure(status=err.status, retry_after=err.retry_after, tries=tries,
                           latency_ms=round(latency_ms, 3))
-    return ApplicationError(err.message[:MESSAGE_LIMIT], info.model_dump(),
+    return ApplicationError(redact(err.message)[:MESSAGE_LIMIT], info.model_dump(),
                             type=err.error_class, non_retryable=not err.retryable)
 
 
@@ -84,7 +85,7 @@ def attempt_from_failure(call: ModelCall, err: ActivityError | ApplicationError)
     return Attempt(model=call.model.id, provider=call.model.provider_id,
                    outcome=outcome,
                    status=info.status, latency_ms=info.latency_ms, tries=max(info.tries, 1),
-                   message=message[:MESSAGE_LIMIT], retry_after=info.retry_after,
+                   message=redact(message)[:MESSAGE_LIMIT], retry_after=info.retry_after,
                    step=call.step)
 
 
@@ -94,8 +95,8 @@ def run_failure(err: TokenHubError) -> ApplicationError:
     """A failed run, never retried: its type, status, details and summary travel."""
     summary = err.summary if isinstance(err.summary, RunSummary) else None
     info = RunFailure(status=err.status_code, details=err.details, summary=summary)
-    return ApplicationError(err.message, info.model_dump(mode="json"), type=err.error_type,
-                            non_retryable=True)
+    return ApplicationError(redact(err.message), info.model_dump(mode="json"),
+                            type=err.error_type, non_retryable=True)
 
 
 def run_error(failure: WorkflowFailureError) -> TokenHubError:

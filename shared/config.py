@@ -16,16 +16,28 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.contracts import MODES, Mode
 from shared.errors import ConfigError
 
 ProviderType = Literal["openai", "anthropic", "vllm", "simulated"]
+
+# Catalog ids (providers, models, aliases) travel in response headers (X-TokenHub-Model,
+# X-TokenHub-Provider), URLs of the admin API, metric labels and logs: printable ASCII
+# only, starting with a letter or digit, at most 128 characters. Enough for real ids:
+# gpt-4o-mini, claude-3-5-haiku-latest, meta-llama/Llama-3.1-8B-Instruct, qwen2.5:7b,
+# org/model@rev, my_model+ft.
+CATALOG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-_]{0,127}$"
+CatalogId = Annotated[str, StringConstraints(pattern=CATALOG_ID_PATTERN)]
+RESERVED_IDS = frozenset({"auto"})  # "model": "auto" means: route by policy
+CONFLICT = "catalog_conflict"  # the error type of an id clash (409 on the admin API)
 
 
 class Settings(BaseSettings):
@@ -227,7 +239,7 @@ class ProviderConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    id: CatalogId
     type: ProviderType
     base_url: str | None = None
     endpoints: list[str] | None = None
@@ -267,15 +279,15 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str = Field(min_length=1)
-    provider: str = Field(min_length=1)
+    id: CatalogId
+    provider: CatalogId
     upstream_model: str | None = None
     weight: float = Field(default=5, ge=0, le=10)
     max_context_tokens: int = Field(default=8192, gt=0)
     input_per_1k: float = Field(default=0.0, ge=0)
     output_per_1k: float = Field(default=0.0, ge=0)
     enabled: bool = True
-    aliases: list[str] = Field(default_factory=list)
+    aliases: list[CatalogId] = Field(default_factory=list)
 
     @property
     def upstream(self) -> str:
@@ -285,8 +297,8 @@ class ModelConfig(BaseModel):
 class AliasConfig(BaseModel):
     """An alias naming one or more models, with weights for an A/B split."""
 
-    id: str = Field(min_length=1)
-    targets: dict[str, float] = Field(min_length=1)
+    id: CatalogId
+    targets: dict[CatalogId, float] = Field(min_length=1)
 
     @field_validator("targets")
     @classmethod
@@ -305,19 +317,34 @@ class Catalog(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Catalog:
+        def clash(where: str, message: str) -> PydanticCustomError:
+            return PydanticCustomError(CONFLICT, "{where}: {message}",
+                                       {"where": where, "message": message})
+
         pids = [p.id for p in self.providers]
-        if len(set(pids)) != len(pids):
-            raise ValueError(f"duplicate provider id in {pids}")
+        for i, pid in enumerate(pids):
+            if pid in pids[:i]:
+                raise clash(f"providers.{i}.id", f"duplicate provider id {pid!r}")
         mids = [m.id for m in self.models]
-        if len(set(mids)) != len(mids):
-            raise ValueError(f"duplicate model id in {mids}")
+        for i, mid in enumerate(mids):
+            if mid in mids[:i]:
+                raise clash(f"models.{i}.id", f"duplicate model id {mid!r}")
+            if mid in RESERVED_IDS:
+                raise clash(f"models.{i}.id", f"{mid!r} is reserved (route by policy)")
         for m in self.models:
             if m.provider not in pids:
                 raise ValueError(f"model {m.id!r} names unknown provider {m.provider!r}")
         names = set(mids)
-        for a in self.aliases:
-            if a.id in names:
-                raise ValueError(f"alias {a.id!r} collides with a model id")
+        for i, m in enumerate(self.models):
+            for alias in m.aliases:
+                if alias in names or alias in RESERVED_IDS:
+                    raise clash(f"models.{i}.aliases", f"alias {alias!r} of model {m.id!r} "
+                                "is already a model id (it would take that model's traffic)"
+                                if alias in names else f"alias {alias!r} is reserved")
+        for i, a in enumerate(self.aliases):
+            if a.id in names or a.id in RESERVED_IDS:
+                raise clash(f"aliases.{i}.id", f"alias {a.id!r} collides with a model id"
+                            if a.id in names else f"alias {a.id!r} is reserved")
             for target in a.targets:
                 if target not in mids:
                     raise ValueError(f"alias {a.id!r} names unknown model {target!r}")
@@ -389,8 +416,11 @@ def _env_catalog(settings: Settings) -> Catalog:
 def _format_validation(err: ValidationError, where: str) -> str:
     parts = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
-        parts.append(f"{where}{'.' if where else ''}{loc}: {e['msg']}")
+        loc = ".".join(str(x) for x in e["loc"])
+        if not loc and e["type"] == CONFLICT:  # its message names the field
+            parts.append(f"{where}{'.' if where else ''}{e['msg']}")
+            continue
+        parts.append(f"{where}{'.' if where else ''}{loc or '(root)'}: {e['msg']}")
     return "; ".join(parts)
 
 

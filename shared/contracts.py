@@ -25,7 +25,7 @@ PlanMode = Literal["adversarial", "vote", "refine", "planning"]
 class Message(BaseModel):
     """One chat message. ``content`` may be a string or OpenAI-style content parts."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     role: Role
     content: str | list[dict[str, Any]] | None = None
@@ -43,7 +43,7 @@ class Message(BaseModel):
 class Parameters(BaseModel):
     """Sampling parameters forwarded to the provider (unknown keys are forwarded too)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -64,6 +64,8 @@ class Parameters(BaseModel):
 class ChatRequest(BaseModel):
     """The ``request`` part of a native ``/v1/chat`` body."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     messages: list[Message] = Field(min_length=1)
     model_hint: str | None = None
     estimated_input_tokens: int | None = Field(default=None, ge=0)
@@ -75,6 +77,8 @@ class ChatRequest(BaseModel):
 class Policy(BaseModel):
     """Routing policy; unset fields fall back to server defaults."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     mode: Mode | None = None
     max_budget_usd: float | None = Field(default=None, ge=0)
     max_latency_ms: int | None = Field(default=None, gt=0)
@@ -84,7 +88,7 @@ class Policy(BaseModel):
 class OutputFormat(BaseModel):
     """How to shape the model's output before returning it."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, allow_inf_nan=False)
 
     type: Literal["json", "markdown", "text"] = "text"
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
@@ -190,6 +194,8 @@ class RoleParameters(BaseModel):
 
 
 class Orchestration(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     mode: PlanMode = "adversarial"
     iterations: int = Field(default=1, ge=0, le=10)
     primary_model_id: str | None = None

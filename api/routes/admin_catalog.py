@@ -5,27 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from starlette.responses import Response
 
 from api.catalog import reload_catalog
 from api.deps import StateDep
 from api.responses import JSONResponse
 from api.routes.admin_security import audited
+from api.schemas import (
+    Deleted,
+    ModelPage,
+    ModelPatch,
+    ProviderIn,
+    ProviderList,
+    ProviderOut,
+    SimulatedRoute,
+)
 from api.security import AdminDep, security_of
-from shared.config import Catalog, ModelConfig, ProviderConfig
+from shared.config import CONFLICT, Catalog, ModelConfig, ProviderConfig
 from shared.contracts import ChatBody
-from shared.errors import BadRequest, NotFound, VaultLocked
+from shared.errors import BadRequest, Conflict, NotFound, VaultLocked
 from shared.routing.simulate import simulate
 from shared.store import catalog as store_catalog
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
-
-
-class ProviderBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    api_key: SecretStr | None = Field(default=None, exclude=True)
 
 
 def _public(p: ProviderConfig, state: Any) -> dict[str, Any]:
@@ -34,9 +37,12 @@ def _public(p: ProviderConfig, state: Any) -> dict[str, Any]:
     return data
 
 
-def _bad(err: ValidationError) -> BadRequest:
-    return BadRequest("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                for e in err.errors()))
+def _bad(err: ValidationError) -> BadRequest | Conflict:
+    """400 naming the field; 409 when the change clashes with an id already in use."""
+    errors = err.errors()
+    text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                     for e in errors)
+    return Conflict(text) if any(e["type"] == CONFLICT for e in errors) else BadRequest(text)
 
 
 def _validated(catalog: Catalog, **changes: Any) -> None:
@@ -71,20 +77,20 @@ async def _save_provider(request: Request, state: Any, data: dict[str, Any],
     return provider
 
 
-@router.get("/providers")
+@router.get("/providers", response_model=ProviderList)
 async def list_providers(state: StateDep, _: AdminDep) -> Response:
     return JSONResponse({"data": [_public(p, state) for p in state.catalog.providers]})
 
 
-@router.post("/providers", status_code=201)
-async def create_provider(body: ProviderBody, request: Request, state: StateDep,
+@router.post("/providers", status_code=201, response_model=ProviderOut)
+async def create_provider(body: ProviderIn, request: Request, state: StateDep,
                           _: AdminDep) -> Response:
-    data = body.model_dump()
+    data = body.model_dump(exclude_unset=True, exclude={"api_key"})
     p = await _save_provider(request, state, data, body.api_key, "provider.create")
     return JSONResponse(_public(state.catalog.provider(p.id) or p, state), status_code=201)
 
 
-@router.get("/providers/{provider_id}")
+@router.get("/providers/{provider_id:path}", response_model=ProviderOut)
 async def get_provider(provider_id: str, state: StateDep, _: AdminDep) -> Response:
     p = state.catalog.provider(provider_id)
     if p is None:
@@ -92,18 +98,19 @@ async def get_provider(provider_id: str, state: StateDep, _: AdminDep) -> Respon
     return JSONResponse(_public(p, state))
 
 
-@router.patch("/providers/{provider_id}")
-async def patch_provider(provider_id: str, body: ProviderBody, request: Request,
+@router.patch("/providers/{provider_id:path}", response_model=ProviderOut)
+async def patch_provider(provider_id: str, body: ProviderIn, request: Request,
                          state: StateDep, _: AdminDep) -> Response:
     current = state.catalog.provider(provider_id)
     if current is None:
         raise NotFound(f"provider {provider_id!r} not found")
-    data = {**current.model_dump(exclude={"api_key"}), **body.model_dump(), "id": provider_id}
+    data = {**current.model_dump(exclude={"api_key"}),
+            **body.model_dump(exclude_unset=True, exclude={"api_key"}), "id": provider_id}
     p = await _save_provider(request, state, data, body.api_key, "provider.update")
     return JSONResponse(_public(state.catalog.provider(p.id) or p, state))
 
 
-@router.delete("/providers/{provider_id}")
+@router.delete("/providers/{provider_id:path}", response_model=Deleted)
 async def delete_provider(provider_id: str, request: Request, state: StateDep,
                           _: AdminDep) -> Response:
     if state.catalog.provider(provider_id) is None:
@@ -122,7 +129,7 @@ async def delete_provider(provider_id: str, request: Request, state: StateDep,
     return JSONResponse({"deleted": provider_id})
 
 
-@router.get("/models")
+@router.get("/models", response_model=ModelPage)
 async def list_models(state: StateDep, _: AdminDep) -> Response:
     return JSONResponse({"data": [m.model_dump(mode="json") for m in state.catalog.models]})
 
@@ -145,25 +152,26 @@ async def _save_model(request: Request, state: Any, data: dict[str, Any],
     return model
 
 
-@router.post("/models", status_code=201)
-async def create_model(body: dict[str, Any], request: Request, state: StateDep,
+@router.post("/models", status_code=201, response_model=ModelConfig)
+async def create_model(body: ModelConfig, request: Request, state: StateDep,
                        _: AdminDep) -> Response:
-    model = await _save_model(request, state, body, "model.create")
+    model = await _save_model(request, state, body.model_dump(), "model.create")
     return JSONResponse(model.model_dump(mode="json"), status_code=201)
 
 
-@router.patch("/models/{model_id}")
-async def patch_model(model_id: str, body: dict[str, Any], request: Request, state: StateDep,
+@router.patch("/models/{model_id:path}", response_model=ModelConfig)
+async def patch_model(model_id: str, body: ModelPatch, request: Request, state: StateDep,
                       _: AdminDep) -> Response:
     current = state.catalog.model(model_id)
     if current is None:
         raise NotFound(f"model {model_id!r} not found")
-    model = await _save_model(request, state, {**current.model_dump(), **body, "id": model_id},
-                              "model.update")
+    changes = body.model_dump(exclude_unset=True)
+    model = await _save_model(request, state, {**current.model_dump(), **changes,
+                                               "id": model_id}, "model.update")
     return JSONResponse(model.model_dump(mode="json"))
 
 
-@router.delete("/models/{model_id}")
+@router.delete("/models/{model_id:path}", response_model=Deleted)
 async def delete_model(model_id: str, request: Request, state: StateDep,
                        _: AdminDep) -> Response:
     if state.catalog.model(model_id) is None:
@@ -178,7 +186,7 @@ async def delete_model(model_id: str, request: Request, state: StateDep,
     return JSONResponse({"deleted": model_id})
 
 
-@router.post("/routing/simulate")
+@router.post("/routing/simulate", response_model=SimulatedRoute)
 async def routing_simulate(body: ChatBody, state: StateDep, _: AdminDep) -> Response:
     return JSONResponse(simulate(body, defaults=state.default_policy,
                                  ctx=state.routing_context(), rng=state.rng))

@@ -26,7 +26,7 @@ def routing_headers(outcome: ChatOutcome) -> dict[str, str]:
     }
 
 
-@lean_post(router, "/v1/chat", scope="chat", body=ChatBody,
+@lean_post(router, "/v1/chat", scope="chat", body=ChatBody, response=ChatResponse,
            summary="Routed chat completion with TokenHub's routing metadata", tag="chat")
 async def chat(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, ChatBody)

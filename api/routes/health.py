@@ -9,16 +9,18 @@ from starlette.responses import Response
 
 from api.deps import StateDep
 from api.responses import JSONResponse
+from api.schemas import HealthStatus, ReadyStatus
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthStatus)
 async def healthz() -> Response:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=ReadyStatus, responses={
+    503: {"model": ReadyStatus, "description": "Not ready (the database is unreachable)"}})
 async def readyz(request: Request, state: StateDep) -> Response:
     """Ready = the database answers AND at least one provider is eligible (an enabled model
     on an enabled, healthy provider that has its key). Temporal is reported, not required:
@@ -42,7 +44,9 @@ async def readyz(request: Request, state: StateDep) -> Response:
                         status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses={200: {
+    "description": "Prometheus text exposition format",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(state: StateDep) -> Response:
     state.metrics.log_queue.set(state.log_writer.pending)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -6,16 +6,16 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.responses import Response
 
 from api.deps import Ctx, ModelsCtx, json_body, lean_post
 from api.responses import JSONResponse
 from api.routes.chat import routing_headers
+from api.schemas import ChatCompletion, ModelList
 from api.security import stored_body
 from api.streaming import openai_events, sse_response
 from shared.contracts import ChatBody, ChatRequest, Message, Parameters, Policy
-from shared.errors import BadRequest
 from shared.orchestration.chat import ChatOutcome
 
 router = APIRouter(tags=["openai"])
@@ -24,32 +24,33 @@ _NOT_PARAMETERS = {"model", "messages", "stream", "stream_options", "n", "user",
                    "metadata", "store", "max_completion_tokens"}
 
 
-class CompletionsBody(BaseModel):
-    """The OpenAI chat completions request; unknown fields are forwarded upstream."""
+class CompletionsBody(Parameters):
+    """The OpenAI chat completions request; unknown fields are forwarded upstream.
 
-    model_config = ConfigDict(extra="allow")
+    The sampling parameters are :class:`Parameters`' own fields (same bounds), so they are
+    validated with the body, at the edge, and a bad one is a 400 naming the field."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    n: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=1, description="only 1 is supported")
     max_completion_tokens: int | None = Field(default=None, ge=1)
     user: str | None = None
     policy: Policy | None = None  # TokenHub extension (extra_body={"policy": {...}})
 
     def to_chat_body(self) -> ChatBody:
-        if self.n not in (None, 1):
-            raise BadRequest("n > 1 is not supported")
         params = self.model_dump(exclude=_NOT_PARAMETERS, exclude_none=True)
         if self.max_completion_tokens and "max_tokens" not in params:
             params["max_tokens"] = self.max_completion_tokens
         hint = None if self.model == "auto" else self.model
-        return ChatBody(
-            request=ChatRequest(messages=self.messages, model_hint=hint,
-                                parameters=Parameters.model_validate(params),
-                                stream=self.stream),
+        return ChatBody(  # every value was validated with the body: built, not re-validated
+            request=ChatRequest.model_construct(
+                messages=self.messages, model_hint=hint,
+                parameters=Parameters.model_construct(**params), stream=self.stream,
+                estimated_input_tokens=None, meta=None),
             policy=self.policy)
 
 
@@ -72,6 +73,7 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
 
 
 @lean_post(router, "/v1/chat/completions", scope="chat", body=CompletionsBody,
+           response=ChatCompletion,
            summary="OpenAI-compatible chat completion (SSE when stream is true)", tag="openai")
 async def chat_completions(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, CompletionsBody)
@@ -86,7 +88,7 @@ async def chat_completions(request: Request, ctx: Ctx) -> Response:
     return JSONResponse(completion_object(outcome), headers=routing_headers(outcome))
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", response_model=ModelList)
 async def list_models(ctx: ModelsCtx) -> Response:
     state = ctx.state
     created = 0

@@ -7,13 +7,14 @@ from starlette.responses import Response
 
 from api.deps import PlanCtx
 from api.responses import JSONResponse
+from api.schemas import PlanResponse
 from api.security import stored_body
 from shared.contracts import PlanBody
 
 router = APIRouter(tags=["plan"])
 
 
-@router.post("/v1/plan")
+@router.post("/v1/plan", response_model=PlanResponse)
 async def plan(body: PlanBody, request: Request, ctx: PlanCtx) -> Response:
     caller = ctx.caller(stored_body(request, body), body=body)
     outcome = await ctx.service.run_plan(ctx.service.prepare_plan(body, caller), caller)

@@ -18,6 +18,7 @@ from shared.errors import ProviderError
 from shared.orchestration.ports import ModelCall, ModelCallResult, OpenedStream
 from shared.orchestration.retry import RetrySpec
 from shared.providers.base import ProviderAdapter, ProviderCall
+from shared.security.redact import redact
 
 AdapterLookup = Callable[[str], ProviderAdapter]
 T = TypeVar("T")
@@ -64,7 +65,8 @@ def failed_attempt(call: ModelCall, err: ProviderError, *, tries: int,
                    latency_ms: float) -> Attempt:
     return Attempt(model=call.model.id, provider=call.model.provider_id,
                    outcome=err.error_class, status=err.status, latency_ms=round(latency_ms, 3),
-                   tries=tries, message=err.message[:500], retry_after=err.retry_after,
+                   tries=tries, message=redact(err.message)[:500],  # again: defensive
+                   retry_after=err.retry_after,
                    step=call.step)
 
 

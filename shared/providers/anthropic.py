@@ -10,7 +10,13 @@ import orjson
 from shared.contracts import Completion, StreamChunk, Usage
 from shared.errors import ProviderError
 from shared.providers.base import ProbeResult, ProviderCall
-from shared.providers.http import HttpClient, classify_status, malformed, probe_models
+from shared.providers.http import (
+    HttpClient,
+    classify_status,
+    malformed,
+    probe_models,
+    upstream_text,
+)
 
 DEFAULT_MAX_TOKENS = 1024
 _STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
@@ -133,7 +139,8 @@ class AnthropicAdapter:
                 stopped = True
                 break
             elif kind == "error":
-                raise ProviderError(f"upstream {self.id} stream error: {data.get('error')}"[:500],
+                raise ProviderError(f"upstream {self.id} stream error: "
+                                    f"{upstream_text(str(data.get('error')))}"[:500],
                                     error_class="transient", provider_id=self.id)
         if not stopped:
             raise ProviderError(f"upstream {self.id} stream ended before message_stop",

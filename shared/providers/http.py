@@ -27,6 +27,7 @@ import orjson
 
 from shared.errors import ProviderError
 from shared.providers.base import ProbeResult
+from shared.security.redact import redact
 
 _OVERFLOW_MARKERS = (
     "context_length_exceeded", "maximum context length", "context length",
@@ -172,12 +173,18 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+def upstream_text(text: str, limit: int = 500) -> str:
+    """Text that came from an upstream (error body, echoed headers, exception text),
+    made fit for a ProviderError message: secrets masked (an upstream may repeat the
+    key it was sent), then cut. Every ProviderError built from upstream text uses it."""
+    return redact(text[:limit * 2])[:limit]
+
+
 def classify_status(status: int, body: str, headers: Mapping[str, str], *,
                     provider_id: str) -> ProviderError:
     """Map an HTTP error response to an error class (SPEC §4)."""
-    text = body[:500]
     lowered = body.lower()
-    msg = f"upstream {provider_id} returned HTTP {status}: {text}"
+    msg = f"upstream {provider_id} returned HTTP {status}: {upstream_text(body)}"
     if status == 413 or (status in (400, 422) and any(m in lowered for m in _OVERFLOW_MARKERS)):
         return ProviderError(msg, error_class="context_overflow", status=status,
                              provider_id=provider_id)
@@ -193,12 +200,13 @@ def classify_status(status: int, body: str, headers: Mapping[str, str], *,
 def classify_exception(exc: Exception, *, provider_id: str) -> ProviderError:
     """Timeouts, connection errors and broken streams are transient."""
     kind = type(exc).__name__
-    return ProviderError(f"upstream {provider_id}: {kind}: {exc}"[:500],
+    return ProviderError(f"upstream {provider_id}: {kind}: {upstream_text(str(exc))}"[:500],
                          error_class="transient", provider_id=provider_id)
 
 
 def malformed(provider_id: str, what: str) -> ProviderError:
-    return ProviderError(f"upstream {provider_id} sent a malformed response: {what}"[:500],
+    return ProviderError(f"upstream {provider_id} sent a malformed response: "
+                         f"{upstream_text(what)}"[:500],
                          error_class="transient", status=200, provider_id=provider_id)
 
 

@@ -11,7 +11,13 @@ import orjson
 from shared.contracts import Completion, StreamChunk, Usage
 from shared.errors import ProviderError
 from shared.providers.base import ProbeResult, ProviderCall
-from shared.providers.http import HttpClient, classify_status, malformed, probe_models
+from shared.providers.http import (
+    HttpClient,
+    classify_status,
+    malformed,
+    probe_models,
+    upstream_text,
+)
 
 
 def _usage(data: Any) -> Usage | None:
@@ -101,7 +107,8 @@ class OpenAIAdapter:
             except orjson.JSONDecodeError:
                 raise malformed(self.id, "stream event is not JSON") from None
             if isinstance(data, dict) and "error" in data:
-                raise ProviderError(f"upstream {self.id} stream error: {data['error']}"[:500],
+                raise ProviderError(f"upstream {self.id} stream error: "
+                                    f"{upstream_text(str(data['error']))}"[:500],
                                     error_class="transient", provider_id=self.id)
             chunk = self._chunk(data)
             if chunk is not None:

@@ -27,9 +27,17 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.errors import Conflict, NotFound, TokenHubError, Unauthorized, VaultLocked
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    TokenHubError,
+    Unauthorized,
+    VaultLocked,
+)
 from shared.security.tables import VaultMetaRow, VaultSecretRow
 
 KDF_DEFAULTS: dict[str, int] = {"t": 3, "m": 65536, "p": 4}  # m in KiB = 64 MiB
@@ -136,16 +144,26 @@ class Vault:
 
     # -- password ------------------------------------------------------------------------
     async def initialize(self, password: str) -> None:
+        """Create the vault with ``password``. Two first unlocks racing (two requests, two
+        processes): one inserts the vault row; the other finds it and unlocks with it
+        (or gets 401 if its password differs), never a uniqueness error."""
         if len(password) < 8:
-            raise TokenHubError("vault password must have at least 8 characters")
+            raise BadRequest("password: the vault password must have at least 8 characters "
+                             "(the first unlock creates the vault with it)")
         if await self._meta() is not None:
             raise Conflict("the vault is already initialized")
         salt = os.urandom(16)
         key = await asyncio.to_thread(derive_key, password, salt, self._kdf)
         nonce, verifier = _seal(key, _VERIFIER_PLAINTEXT, _VERIFIER_AD)
-        async with self._changing() as s:
-            s.add(VaultMetaRow(id=1, salt=salt, kdf=self._kdf, verifier_nonce=nonce,
-                               verifier=verifier))
+        try:
+            async with self._changing() as s:
+                s.add(VaultMetaRow(id=1, salt=salt, kdf=self._kdf, verifier_nonce=nonce,
+                                   verifier=verifier))
+        except IntegrityError:
+            meta = await self._meta()
+            if meta is None:
+                raise
+            key = await self._check(password, meta)  # the winner's vault, if ours opens it
         self._key, self._last_used = key, self._clock()
 
     async def _check(self, password: str, meta: VaultMetaRow) -> bytearray:
@@ -163,8 +181,13 @@ class Vault:
         if meta is None:
             if not initialize:
                 raise VaultUninitialized("the vault is not initialized yet")
-            await self.initialize(password)
-            return
+            try:
+                await self.initialize(password)
+                return
+            except Conflict:  # another unlock initialized it meanwhile: open that one
+                meta = await self._meta()
+                if meta is None:
+                    raise
         key = await self._check(password, meta)
         self.lock()
         self._key, self._last_used = key, self._clock()
@@ -174,7 +197,8 @@ class Vault:
         """Re-encrypt every secret and the verifier under a new key, in one transaction
         (``_fail_after`` injects a crash for tests: the old password must stay valid)."""
         if len(new_password) < 8:
-            raise TokenHubError("vault password must have at least 8 characters")
+            raise BadRequest("new_password: the vault password must have at least 8 "
+                             "characters")
         async with self._changing() as s:
             meta = await self._meta(s)
             if meta is None:

@@ -17,6 +17,8 @@ from typing import Any, Literal, TextIO
 
 import orjson
 
+from shared.security.redact import redact, route_uncaught_through_logging
+
 LogFormat = Literal["auto", "json", "text"]
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -117,7 +119,8 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = record.exc_text
         elif record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        # extra fields are set after the record factory ran: mask the line as written
+        return redact(orjson.dumps(out, default=str).decode())
 
 
 class TextFormatter(logging.Formatter):
@@ -132,7 +135,8 @@ class TextFormatter(logging.Formatter):
             out["exc"] = record.exc_text
         elif record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return render_text(out, colour=self.colour)
+        # extra fields are set after the record factory ran: mask the line as written
+        return redact(render_text(out, colour=self.colour))
 
 
 def configure_logging(level: str = "INFO", *, filters: list[logging.Filter] | None = None,
@@ -152,3 +156,4 @@ def configure_logging(level: str = "INFO", *, filters: list[logging.Filter] | No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    route_uncaught_through_logging()

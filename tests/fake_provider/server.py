@@ -7,7 +7,9 @@ killed worker's replacement):
   consumed per call to that model, then the default. A step is ``{"status": 429,
   "retry_after": 2}``, ``{"status": 500}``, ``{"kind": "context_overflow"}``,
   ``{"kind": "malformed"}``, ``{"kind": "cut_stream"}``, ``{"delay_ms": 300}`` or
-  ``{"kind": "ok", "content": "..."}`` (keys combine: ``{"delay_ms": 50, "status": 503}``).
+  ``{"kind": "ok", "content": "..."}`` (keys combine: ``{"delay_ms": 50, "status": 503}``),
+  ``{"kind": "echo_auth", "status": 401}``: an error whose text repeats the request's
+  credential headers (as some upstreams do), for the redaction tests.
 - ``POST /_control/default`` ``{"delay_ms": 0, "content": null}``; ``POST /_control/reset``.
 - OpenAI wire: a body with ``"logprobs": true`` gets ``choices[0].logprobs`` (one entry per
   whitespace-separated piece of the text, ``logprob`` -0.5, ``top_logprobs`` as many as
@@ -202,6 +204,12 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
         msg = ("prompt is too long: 300000 tokens > 200000 maximum" if wire == "anthropic" else
                "This model's maximum context length is 8192 tokens (context_length_exceeded)")
         return _error(status if status != 200 else 400, wire, msg, code)
+    if kind == "echo_auth":
+        seen = {k: v for k, v in request.headers.items()
+                if k.lower() in ("authorization", "x-api-key")}
+        key = next(iter(seen.values()), "").removeprefix("Bearer ")
+        return _error(status if status != 200 else 401, wire,
+                      f"invalid credentials: headers {seen}; key {key} rejected", "auth_error")
     if status == 429:
         return _error(429, wire, "rate limited by fake provider", "rate_limit_error",
                       step.get("retry_after"))

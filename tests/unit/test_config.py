@@ -139,3 +139,37 @@ def test_temporal_ports_and_ui_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOKENHUB_TEMPORAL_UI_PORT", "0")
     with pytest.raises(ValueError, match="temporal_ui_port"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+_P = "providers:\n  - {id: p, type: openai, base_url: 'http://x'}\n"
+
+
+@pytest.mark.parametrize(("snippet", "needle"), [
+    (_P + "models:\n  - {id: \"gpt\\0x\", provider: p}\n", "models.0.id"),
+    (_P + "models:\n  - {id: \"modèle\", provider: p}\n", "models.0.id"),
+    (_P + "models:\n  - {id: \"a b\", provider: p}\n", "models.0.id"),
+    (_P + f"models:\n  - {{id: {'m' * 129}, provider: p}}\n", "models.0.id"),
+    ("providers:\n  - {id: \"p\\u2028\", type: openai, base_url: 'http://x'}\n", "providers.0.id"),
+    (_P + "models:\n  - {id: m, provider: p}\naliases:\n  - {id: \"al\\u00ff\", "
+     "targets: {m: 1}}\n", "aliases.0.id"),
+    (_P + "models:\n  - {id: m, provider: p, aliases: [\"x\\ty\"]}\n", "models.0.aliases.0"),
+    # an alias that is also a model id would silently take that model's traffic
+    (_P + "models:\n  - {id: small, provider: p}\n  - {id: big, provider: p, "
+     "aliases: [small]}\n", "models.1.aliases: alias 'small' of model 'big' is already"),
+    (_P + "models:\n  - {id: small, provider: p}\naliases:\n  - {id: small, "
+     "targets: {small: 1}}\n", "aliases.0.id: alias 'small' collides"),
+    (_P + "models:\n  - {id: auto, provider: p}\n", "models.0.id: 'auto' is reserved"),
+])
+def test_catalog_ids_are_safe_and_unambiguous(tmp_path: Path, snippet: str,
+                                              needle: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_catalog(_settings(tmp_path, snippet))
+    assert needle in exc.value.message and "TOKENHUB_CONFIG" in exc.value.message
+
+
+def test_real_model_ids_are_valid(tmp_path: Path) -> None:
+    ids = ["gpt-4o-mini", "claude-3-5-haiku-latest", "meta-llama/Llama-3.1-8B-Instruct",
+           "qwen2.5:7b", "org/model@rev+ft_1"]
+    models = "".join(f"  - {{id: '{i}', provider: p}}\n" for i in ids)
+    catalog = load_catalog(_settings(tmp_path, _P + "models:\n" + models))
+    assert [m.id for m in catalog.models] == ids
