@@ -46,6 +46,9 @@ def serve(
               "port": port or settings.port, "access_log": False, "log_config": None,
               "log_level": settings.log_level.lower(), "loop": settings.event_loop}
     from api import processes as gateway_processes
+    from api.http_server import uvicorn_options
+
+    kwargs.update(uvicorn_options(settings))
 
     if workers > 1 and gateway_processes.supported():
         raise typer.Exit(gateway_processes.run(workers, kwargs, log_level=settings.log_level))
