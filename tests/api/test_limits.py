@@ -99,3 +99,26 @@ def test_a_connection_that_never_finishes_its_head_is_closed(gateway_factory: An
             sock.sendall(piece)
             time.sleep(0.1)
         assert _status(sock.recv(65536)) == 200
+
+
+def test_a_body_that_stops_mid_way_is_a_408_and_the_connection_closed(
+        gateway_factory: Any) -> None:
+    srv: ThreadedServer = gateway_factory(body_timeout_s=0.5)
+    for path in ("/v1/chat", "/v1/chat/completions", "/v1/plan"):
+        with _connect(srv) as sock:
+            sock.sendall(b"POST %s HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: 1000\r\n\r\n" % path.encode()
+                         + b'{"request": {"messages": [')
+            t0 = time.monotonic()
+            raw = _read_all(sock)  # the 408, then the server closes
+            assert time.monotonic() - t0 < 8  # generous: closed by the server
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert _status(raw) == 408, (path, raw)
+        assert b"connection: close" in head.lower()
+        err = orjson.loads(body)["error"]
+        assert err["type"] == "request_timeout" and "TOKENHUB_BODY_TIMEOUT_S" in err["message"]
+        assert err["request_id"].encode() in head
+    with _connect(srv) as sock:  # chunked, one chunk then silence
+        sock.sendall(b"POST /v1/chat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     b"transfer-encoding: chunked\r\n\r\n5\r\n{\"req\r\n")
+        assert _status(_read_all(sock)) == 408
