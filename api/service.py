@@ -24,6 +24,7 @@ from api.dispatch import Dispatcher
 from api.state import AppState
 from shared.contracts import ChatBody, PlanBody
 from shared.errors import TokenHubError
+from shared.limits import RequestLimits
 from shared.orchestration.chat import ChatInput, ChatOutcome, RequestKind
 from shared.orchestration.plan import PlanInput, PlanOutcome
 from shared.orchestration.prepare import prepare_chat, prepare_plan
@@ -79,6 +80,9 @@ def plan_calls(inp: PlanInput) -> int:
 class RequestService:
     def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService) -> None:
         self.state, self.dispatcher, self._keys = state, dispatcher, keys
+        s = state.settings
+        self.limits = RequestLimits(max_messages=s.max_messages,
+                                    max_directive_lines=s.max_directive_lines)
 
     # -- prepare: the routing decision, in the gateway, before any runtime ---------------
     def prepare_chat(self, body: ChatBody, caller: Caller, *, kind: RequestKind) -> ChatInput:
@@ -89,7 +93,7 @@ class RequestService:
             ctx=state.routing_context(), rng=state.rng,
             max_attempts=state.settings.max_attempts, retry=state.retry,
             known_model=hint is None or state.known_model(hint),
-            request_body=caller.request_body, api_key_id=caller.api_key_id)
+            request_body=caller.request_body, api_key_id=caller.api_key_id, limits=self.limits)
 
     def prepare_plan(self, body: PlanBody, caller: Caller) -> PlanInput:
         state = self.state
@@ -98,7 +102,7 @@ class RequestService:
             ctx=state.routing_context(), rng=state.rng,
             max_attempts=state.settings.max_attempts, known_model=state.known_model,
             retry=state.plan_retry, request_body=caller.request_body,
-            api_key_id=caller.api_key_id)
+            api_key_id=caller.api_key_id, limits=self.limits)
 
     # -- run -----------------------------------------------------------------------------
     async def run_chat(self, inp: ChatInput, caller: Caller) -> ChatOutcome:

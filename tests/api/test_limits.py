@@ -122,3 +122,97 @@ def test_a_body_that_stops_mid_way_is_a_408_and_the_connection_closed(
         sock.sendall(b"POST /v1/chat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                      b"transfer-encoding: chunked\r\n\r\n5\r\n{\"req\r\n")
         assert _status(_read_all(sock)) == 408
+
+
+def _error_of(r: httpx.Response, status: int, type_: str, needle: str) -> None:
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["type"] == type_ and needle in err["message"], err
+    assert err["request_id"] == r.headers["x-request-id"]
+
+
+def test_too_many_messages_or_directive_lines_is_a_400_naming_it(
+        gateway_factory: Any, fake: Any) -> None:
+    srv: ThreadedServer = gateway_factory(max_messages=8, max_directive_lines=5)
+    msgs = [{"role": "user", "content": "hi"}] * 9
+    with httpx.Client(base_url=srv.url, trust_env=False, timeout=30) as c:
+        for path, body in (("/v1/chat", {"request": {"messages": msgs}}),
+                           ("/v1/chat/completions", {"model": "auto", "messages": msgs}),
+                           ("/v1/plan", {"request": {"messages": msgs}})):
+            _error_of(c.post(path, json=body), 400, "invalid_request", "messages")
+            assert "TOKENHUB_MAX_MESSAGES" in c.post(path, json=body).text
+        six = "\n".join(["@@tokenhub mode=cheap"] * 3) + "\n@@tokenhub\nmode=cheap\n@@end\nhi"
+        for path, body in (("/v1/chat", {"request": {"messages": [
+                                {"role": "user", "content": six}]}}),
+                           ("/v1/chat/completions", {"model": "auto", "messages": [
+                                {"role": "system", "content": "@@tokenhub budget=1\nsys"},
+                                {"role": "user", "content": six}]})):
+            _error_of(c.post(path, json=body), 400, "invalid_directive", "directive lines")
+        ok = "\n".join(["@@tokenhub mode=cheap"] * 2) + "\n@@tokenhub\nmode=cheap\n@@end\nhi"
+        r = c.post("/v1/chat", json={"request": {"messages": [  # 8, 5 lines
+            *msgs[:7], {"role": "user", "content": ok}]}})
+        assert r.status_code == 200, r.text
+    assert fake.count() == 1  # only the request within the limits reached a provider
+
+
+def test_a_body_with_too_many_json_items_is_refused_before_it_is_parsed(
+        gateway_factory: Any, fake: Any) -> None:
+    srv: ThreadedServer = gateway_factory(max_json_items=1000)
+    with httpx.Client(base_url=srv.url, trust_env=False, timeout=30) as c:
+        many = {"request": {"messages": [{"role": "user", "content": "hi"}],
+                            "meta": {"n": list(range(2000))}}}
+        for path in ("/v1/chat", "/v1/plan"):
+            _error_of(c.post(path, json=many), 400, "invalid_request",
+                      "TOKENHUB_MAX_JSON_ITEMS")
+        # long strings are single items: a large body of few items is fine
+        big = {"request": {"messages": [{"role": "user", "content": '"{[,]}" ' * 5000}]}}
+        assert c.post("/v1/chat", json=big).status_code == 200
+    assert fake.count() == 1
+
+
+def test_the_event_loop_keeps_answering_while_worst_case_bodies_are_parsed(
+        gateway: ThreadedServer) -> None:
+    """Worst bodies the default limits let through (or refuse only after looking at
+    them), sent concurrently with /healthz: every /healthz answers within 0.5 s, a
+    generous bound (a blocked loop took 2.85 s before the limits) that proves the loop
+    was not held, and every worst body gets an answer."""
+    import threading
+
+    big = 4 * 1024 * 1024 - 400
+
+    def chat(content: Any, n: int = 1) -> bytes:
+        return orjson.dumps({"request": {"messages": [{"role": "user", "content": content}]
+                                         * n}})
+
+    bodies = [
+        chat("", 140_000),  # 4 MiB of tiny messages: refused by the JSON item count
+        chat("\n".join(["@@tokenhub mode=cheap"] * 100_000)),  # refused by the line limit
+        chat("@@tokenhub mode=cheap" + "\n" * (big // 2)),  # 4 MiB of "\\n": 2M lines
+        chat("\n".join(["@@tokenhub mode=cheap"] * 199) + "\n" + "z\n" * (big // 4)),
+        chat([{"type": "text", "text": "@@tokenhub mode=cheap\n" + "t" * 500}] * 7000),
+        chat("", 7_000),  # just under the item limit: 7,000 messages, refused at 2048
+    ]
+    answers: list[int] = []
+    worst = 0.0
+    done = threading.Event()
+
+    def send(raw: bytes) -> None:
+        with httpx.Client(base_url=gateway.url, trust_env=False, timeout=60) as c:
+            r = c.post("/v1/chat", content=raw, headers={"content-type": "application/json"})
+            answers.append(r.status_code)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in bodies * 2]
+    with httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as probe:
+        probe.get("/healthz")
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads) and not done.is_set():
+            t0 = time.monotonic()
+            assert probe.get("/healthz").status_code == 200
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.01)
+    for t in threads:
+        t.join(60)
+    assert worst < 0.5, worst
+    assert len(answers) == len(threads)
+    assert all(s in (200, 400) for s in answers), answers  # within the body size limit
