@@ -216,3 +216,40 @@ def test_the_event_loop_keeps_answering_while_worst_case_bodies_are_parsed(
     assert worst < 0.5, worst
     assert len(answers) == len(threads)
     assert all(s in (200, 400) for s in answers), answers  # within the body size limit
+
+
+def test_a_slow_model_cannot_starve_the_other_models_of_its_provider(
+        gateway_factory: Any, fake: Any) -> None:
+    """medium and large are both on fake-vllm; the provider has 4 connections, a model
+    at most half of them. Six slow calls to large: two in flight, four waiting for
+    large's share; a call to medium still gets a connection and completes while every
+    large call is still in flight (no timing involved: the fake's record says)."""
+    import threading
+
+    srv: ThreadedServer = gateway_factory(max_connections_per_provider=4)
+    fake.script("large-up", [{"delay_ms": 3000}] * 6)
+    codes: list[int] = []
+
+    def slow() -> None:
+        with httpx.Client(base_url=srv.url, trust_env=False, timeout=60) as c:
+            codes.append(c.post("/v1/chat", json={"request": {
+                "messages": [{"role": "user", "content": "slow"}],
+                "model_hint": "large"}}).status_code)
+
+    threads = [threading.Thread(target=slow) for _ in range(6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while fake.count("large-up") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # let any further large call reach the fake if it could
+    assert fake.count("large-up") == 2  # large holds its share, no more
+    with httpx.Client(base_url=srv.url, trust_env=False, timeout=60) as c:
+        r = c.post("/v1/chat", json={"request": {
+            "messages": [{"role": "user", "content": "quick"}], "model_hint": "medium"}})
+    assert r.status_code == 200 and r.headers["x-tokenhub-model"] == "medium", r.text
+    large = fake.calls("large-up")
+    assert large and not any(c["completed"] for c in large)  # all still in flight
+    for t in threads:
+        t.join(60)
+    assert codes == [200] * 6
