@@ -151,5 +151,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                            expose_headers=["x-request-id", "x-tokenhub-model",
                                            "x-tokenhub-provider", "x-tokenhub-executor"])
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
+                       body_timeout_s=settings.body_timeout_s,
                        metrics=metrics)
     return app

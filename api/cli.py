@@ -31,8 +31,6 @@ def serve(
     """Run the gateway (uvicorn)."""
     import uvicorn
 
-    from api.http_protocol import HTTP_PROTOCOL
-
     try:
         settings = load_settings()
         load_catalog(settings)
@@ -50,9 +48,11 @@ def serve(
         migrate_sync(settings.effective_database_url)
     kwargs = {"app": "api.app:create_app", "factory": True, "host": host or settings.host,
               "port": port or settings.port, "access_log": False, "log_config": None,
-              "log_level": settings.log_level.lower(), "loop": settings.event_loop,
-              "http": HTTP_PROTOCOL}  # unparseable HTTP: a 400 in the error shape
+              "log_level": settings.log_level.lower(), "loop": settings.event_loop}
     from api import processes as gateway_processes
+    from api.http_server import uvicorn_options
+
+    kwargs.update(uvicorn_options(settings))  # connection limits; bad HTTP in our shape
 
     if workers > 1 and gateway_processes.supported():
         raise typer.Exit(gateway_processes.run(workers, kwargs, log_level=settings.log_level))

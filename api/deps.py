@@ -28,6 +28,7 @@ from api.security import authorize
 from api.service import Caller, RequestService
 from api.state import AppState
 from shared.errors import BadRequest
+from shared.limits import check_json_items
 from shared.security.apikeys import Principal
 from shared.store.idempotency import fingerprint
 
@@ -98,11 +99,14 @@ async def json_body(request: Request, model: type[M]) -> M:
     decodes the JSON into Python objects first and validates them after (measured in
     bench/: ~5 % of the gateway's CPU per request). Errors are the same
     ``RequestValidationError`` (400 invalid_request, locations under ``body``).
+    A body with more JSON items than ``TOKENHUB_MAX_JSON_ITEMS`` is refused before it is
+    parsed (``shared/limits.py``: parsing it could hold the event loop for long).
     """
     try:
         raw = await request.body()
     except ClientDisconnect:  # as FastAPI: a 400 (nobody reads it), not a 500 in the logs
         raise BadRequest("the client disconnected while sending the body") from None
+    check_json_items(raw, gateway_of(request).state.settings.max_json_items)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

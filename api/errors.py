@@ -16,7 +16,8 @@ log = logging.getLogger("tokenhub.api")
 
 _STATUS_TYPES = {
     400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    405: "method_not_allowed", 408: "request_timeout", 409: "conflict",
+    413: "payload_too_large",
     415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
 }
 

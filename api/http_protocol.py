@@ -4,21 +4,22 @@ A request uvicorn cannot parse (a malformed request line or header, a bad chunk 
 never reaches the app: the protocol class writes ``400 Invalid HTTP request received.`` as
 ``text/plain`` and closes the connection. Its one hook is ``send_400_response``; the
 classes here override it to send ``{"error": {"type": "invalid_request", "message",
-"request_id"}}`` instead (a fresh request id, also in ``X-Request-ID``). The gateway's
-uvicorn is started with ``http=HTTP_PROTOCOL`` (api/cli.py, api/processes.py through the
-same options). What uvicorn answers before the protocol is even chosen (TLS garbage on a
-plain port, a connection closed mid-headers) gets no answer at all, as before.
+"request_id"}}`` instead (a fresh request id, also in ``X-Request-ID``). The gateway runs
+the protocol of api/http_server.py, built on ``HttpToolsGatewayProtocol``
+(``uvicorn_options``: api/cli.py, api/processes.py, the tests). What uvicorn answers
+before the protocol is even chosen (TLS garbage on a plain port, a connection closed
+mid-headers) gets no answer at all, as before.
 """
 
 from __future__ import annotations
 
 import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.errors import error_body
 from api.middleware import new_request_id
 
-HTTP_PROTOCOL = "api.http_protocol:GatewayHttpProtocol"
 MESSAGE = "invalid HTTP request: the request line or headers could not be parsed"
 
 
@@ -41,15 +42,8 @@ class H11GatewayProtocol(H11Protocol):
         self.transport.close()
 
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
-    GatewayHttpProtocol: type[H11Protocol | object] = H11GatewayProtocol
-else:
-    class HttpToolsGatewayProtocol(HttpToolsProtocol):
-        def send_400_response(self, msg: str) -> None:
-            self.transport.write(_response(b"HTTP/1.1 400 Bad Request\r\n",
-                                           list(self.server_state.default_headers)))
-            self.transport.close()
-
-    GatewayHttpProtocol = HttpToolsGatewayProtocol
+class HttpToolsGatewayProtocol(HttpToolsProtocol):
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(_response(b"HTTP/1.1 400 Bad Request\r\n",
+                                       list(self.server_state.default_headers)))
+        self.transport.close()

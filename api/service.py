@@ -25,6 +25,7 @@ from api.dispatch import Dispatcher
 from api.state import AppState
 from shared.contracts import ChatBody, PlanBody
 from shared.errors import TokenHubError
+from shared.limits import RequestLimits
 from shared.orchestration.chat import ChatInput, ChatOutcome, RequestKind
 from shared.orchestration.plan import PlanInput, PlanOutcome
 from shared.orchestration.prepare import prepare_chat, prepare_plan
@@ -83,6 +84,9 @@ def plan_calls(inp: PlanInput) -> int:
 class RequestService:
     def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService) -> None:
         self.state, self.dispatcher, self._keys = state, dispatcher, keys
+        s = state.settings
+        self.limits = RequestLimits(max_messages=s.max_messages,
+                                    max_directive_lines=s.max_directive_lines)
 
     # -- prepare: the routing decision, in the gateway, before any runtime ---------------
     def prepare_chat(self, body: ChatBody, caller: Caller, *, kind: RequestKind) -> ChatInput:
@@ -94,7 +98,7 @@ class RequestService:
             max_attempts=state.settings.max_attempts, retry=state.retry,
             known_model=hint is None or state.known_model(hint),
             request_body=caller.request_body, api_key_id=caller.api_key_id,
-            started_at=caller.started_at, fingerprint=caller.fingerprint)
+            started_at=caller.started_at, fingerprint=caller.fingerprint, limits=self.limits)
 
     def prepare_plan(self, body: PlanBody, caller: Caller) -> PlanInput:
         state = self.state
@@ -104,7 +108,7 @@ class RequestService:
             max_attempts=state.settings.max_attempts, known_model=state.known_model,
             retry=state.plan_retry, request_body=caller.request_body,
             api_key_id=caller.api_key_id, started_at=caller.started_at,
-            fingerprint=caller.fingerprint)
+            fingerprint=caller.fingerprint, limits=self.limits)
 
     # -- run -----------------------------------------------------------------------------
     async def run_chat(self, inp: ChatInput, caller: Caller) -> ChatOutcome:

@@ -58,7 +58,8 @@ async def _run(url: str, total: int, concurrency: int) -> list[tuple[str, float,
                            limits=limits, trust_env=False)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
                                     trust_env=False)
-    ours = build_client(connect_timeout_s=10, read_timeout_s=60, max_connections=256)
+    ours = build_client(connect_timeout_s=10, read_timeout_s=60, max_connections=256,
+                        model_share=0.5)  # the default: a semaphore per model
     hurl = httpx.URL(url)
     timeouts = {"connect": 10, "read": 60, "write": 60, "pool": 10}
 
@@ -76,7 +77,8 @@ async def _run(url: str, total: int, concurrency: int) -> list[tuple[str, float,
             orjson.loads(await resp.read())
 
     async def via_ours() -> None:
-        orjson.loads((await ours.post(url, BODY, HEADERS, provider_id="bench")).content)
+        orjson.loads((await ours.post(url, BODY, HEADERS, provider_id="bench",
+                                      model="bench-model")).content)
 
     rows = []
     try:

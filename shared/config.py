@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     # or 409 (different body); older ids are fresh again.
     idempotency_window_s: float = Field(default=24 * 3600.0, gt=0)
 
+    # Request limits (README "Limits"): every one bounds what one client can make the
+    # gateway hold or compute before it is refused.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=16 * 1024 * 1024)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)  # request line + headers
+    body_timeout_s: float = Field(default=60.0, gt=0, le=3600)  # the whole body, after them
+    max_json_items: int = Field(default=50_000, ge=100)  # strings, objects, arrays, commas
+    max_messages: int = Field(default=2048, ge=1)
+    max_directive_lines: int = Field(default=200, ge=1)
+
     # Env shortcuts registering providers (SPEC §5).
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
@@ -78,6 +87,9 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
     max_connections_per_provider: int = Field(default=256, gt=0)
+    # One model may hold at most this share of its provider's connections (at least one),
+    # so a slow model cannot starve the provider's other models.
+    model_connection_share: float = Field(default=0.5, gt=0, le=1)
 
     # Routing defaults (SPEC §4).
     default_mode: Mode = "normal"

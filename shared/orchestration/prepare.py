@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.contracts import ChatBody, Message, Mode, OutputFormat, PlanBody, Policy
 from shared.errors import NotFound
+from shared.limits import DEFAULT_LIMITS, RequestLimits, check_messages
 from shared.orchestration.chat import ChatInput, RequestKind, Route
 from shared.orchestration.plan import PlanInput
 from shared.orchestration.retry import RetrySpec
@@ -40,11 +41,14 @@ def decide(
     estimated_input_tokens: int | None = None,
     max_output_tokens: int | None = None,
     known_model: bool = True,
+    limits: RequestLimits = DEFAULT_LIMITS,
 ) -> tuple[list[Message], ResolvedPolicy, RoutingDecision, dict[str, Any] | None]:
-    """Strip directives, resolve the policy and route; raise 4xx/503 on bad input."""
+    """Strip directives, resolve the policy and route; raise 4xx/503 on bad input.
+    The request limits are checked first, before any work proportional to the input."""
+    check_messages(messages, limits.max_messages)
     if model_hint is not None and not known_model:
         raise NotFound(f"unknown model {model_hint!r}: see GET /v1/models")
-    clean, overrides = parse_directives(messages)
+    clean, overrides = parse_directives(messages, max_lines=limits.max_directive_lines)
     resolved = resolve_policy(defaults, policy, overrides)
     tokens = estimate_tokens(clean, estimated_input_tokens)
     decision = route(messages=clean, estimated_input_tokens=tokens, model_hint=model_hint,
@@ -69,6 +73,7 @@ def prepare_chat(
     request_body: str | None = None,
     started_at: datetime | None = None,
     fingerprint: str | None = None,
+    limits: RequestLimits = DEFAULT_LIMITS,
 ) -> ChatInput:
     req = body.request
     fmt = body.output_format
@@ -76,7 +81,7 @@ def prepare_chat(
     clean, policy, decision, schema = decide(
         messages=req.messages, policy=body.policy, defaults=defaults, ctx=ctx, rng=rng,
         model_hint=req.model_hint, estimated_input_tokens=req.estimated_input_tokens,
-        max_output_tokens=max_out, known_model=known_model)
+        max_output_tokens=max_out, known_model=known_model, limits=limits)
     if schema is not None:
         fmt = (fmt or OutputFormat()).model_copy(update={"type": "json", "json_schema": schema})
     if fmt is not None and fmt.type == "json" and fmt.json_schema is not None:
@@ -111,6 +116,7 @@ def prepare_plan(
     request_body: str | None = None,
     started_at: datetime | None = None,
     fingerprint: str | None = None,
+    limits: RequestLimits = DEFAULT_LIMITS,
 ) -> PlanInput:
     """Route the primary (planner/voters) and review (critic/judge) roles of a plan run."""
     orch = body.orchestration
@@ -129,10 +135,10 @@ def prepare_plan(
     max_out = body.request.parameters.max_tokens  # the cost estimate of each step
     clean, policy, primary, schema = decide(
         messages=body.request.messages, policy=primary_policy, defaults=defaults, ctx=ctx,
-        rng=rng, model_hint=orch.primary_model_id, max_output_tokens=max_out)
+        rng=rng, model_hint=orch.primary_model_id, max_output_tokens=max_out, limits=limits)
     _, _, review, _ = decide(
         messages=clean, policy=review_policy, defaults=defaults, ctx=ctx, rng=rng,
-        model_hint=orch.review_model_id, max_output_tokens=max_out)
+        model_hint=orch.review_model_id, max_output_tokens=max_out, limits=limits)
     output_schema = schema if schema is not None else orch.output_schema
     if output_schema is not None:
         check_schema(output_schema)

@@ -94,7 +94,8 @@ class AnthropicAdapter:
         resp = await self._client.post(f"{self._base}/messages",
                                        orjson.dumps(to_anthropic(call, False)),
                                        self._headers, provider_id=self.id,
-                                       timeout_s=call.timeout_s)
+                                       timeout_s=call.timeout_s,
+                                       model=call.upstream_model)
         if resp.status >= 400:
             raise classify_status(resp.status, resp.text, resp.headers, provider_id=self.id)
         try:
@@ -107,7 +108,8 @@ class AnthropicAdapter:
         async with self._client.stream(f"{self._base}/messages",
                                        orjson.dumps(to_anthropic(call, True)),
                                        {**self._headers, "accept": "text/event-stream"},
-                                       provider_id=self.id, timeout_s=call.timeout_s) as lines:
+                                       provider_id=self.id, timeout_s=call.timeout_s,
+                                       model=call.upstream_model) as lines:
             async for chunk in self._events(lines):
                 yield chunk
 

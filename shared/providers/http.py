@@ -11,6 +11,15 @@ aiohttp alone ~70 µs. So the hot path keeps aiohttp's pool and drops the layer 
 One client per provider, shared by every request, with its own connection pool; it
 never retries: retries belong to the Temporal RetryPolicy or the local loop built from
 the same RetrySpec. Transport failures come out as classified ``ProviderError``s.
+
+One model may hold at most a share of the provider's pool (``model_share`` of
+``max_connections``, at least one; TOKENHUB_MODEL_CONNECTION_SHARE): a semaphore per
+upstream model in front of the one pool. Without it one slow model filled the pool and
+a request to another model of the same provider waited behind it (7.6 s measured). A
+connector per model would isolate them as well, but multiply the connections the
+provider sees (its own limits count per client) and the idle keep-alive sockets; the
+semaphore keeps one pool and one provider-wide bound. Its cost is one uncontended
+acquire and release per call (``bench.client_cost``: within the noise).
 """
 
 from __future__ import annotations
@@ -55,10 +64,13 @@ class HttpClient:
     """
 
     def __init__(self, *, connect_timeout_s: float, read_timeout_s: float,
-                 max_connections: int, keepalive_s: float = 30) -> None:
+                 max_connections: int, keepalive_s: float = 30,
+                 model_share: float = 1.0) -> None:
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self.max_connections = max_connections
+        self.model_limit = max(1, int(max_connections * model_share))
+        self._slots: dict[str, asyncio.Semaphore] = {}  # per upstream model
         self._keepalive_s = keepalive_s
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
@@ -88,27 +100,57 @@ class HttpClient:
             self._timeouts[timeout_s] = t
         return t
 
+    async def _slot(self, model: str, provider_id: str,
+                    limits: aiohttp.ClientTimeout) -> asyncio.Semaphore | None:
+        """Take one of ``model``'s connections (None: no per-model bound). Waiting is
+        bounded like the wait for a pooled connection."""
+        if self.model_limit >= self.max_connections:
+            return None
+        slot = self._slots.get(model)
+        if slot is None:
+            slot = self._slots[model] = asyncio.Semaphore(self.model_limit)
+        if not slot.locked():
+            await slot.acquire()  # free: returns at once
+            return slot
+        try:
+            async with asyncio.timeout(limits.connect):
+                await slot.acquire()
+        except TimeoutError:
+            raise ProviderError(f"upstream {provider_id}: model {model!r} has all its "
+                                f"{self.model_limit} connections busy",
+                                error_class="transient", provider_id=provider_id) from None
+        return slot
+
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], *,
-                   provider_id: str, timeout_s: float | None = None) -> HttpResponse:
-        """POST and read the whole answer; transport failures come out classified."""
+                   provider_id: str, timeout_s: float | None = None,
+                   model: str = "") -> HttpResponse:
+        """POST and read the whole answer; transport failures come out classified.
+        ``model``: the upstream model, whose share of the pool the call takes."""
+        timeout = self.timeout(timeout_s)
+        slot = await self._slot(model, provider_id, timeout)
         try:
             async with self.session(provider_id).post(url, data=body, headers=headers,
-                                                      timeout=self.timeout(timeout_s),
+                                                      timeout=timeout,
                                                       allow_redirects=False) as resp:
                 return HttpResponse(resp.status, await resp.read(), resp.headers)
         except _TRANSPORT_ERRORS as exc:
             raise classify_exception(exc, provider_id=provider_id) from None
+        finally:
+            if slot is not None:
+                slot.release()
 
     @asynccontextmanager
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str], *,
-                     provider_id: str,
-                     timeout_s: float | None = None) -> AsyncIterator[AsyncIterator[str]]:
+                     provider_id: str, timeout_s: float | None = None,
+                     model: str = "") -> AsyncIterator[AsyncIterator[str]]:
         """POST a streaming request and yield its lines (decoded, without line endings).
         HTTP errors and transport failures (before or during the stream) come out
-        classified; the response is always released."""
+        classified; the response (and the model's connection slot) is always released."""
+        timeout = self.timeout(timeout_s)
+        slot = await self._slot(model, provider_id, timeout)
         try:
             async with self.session(provider_id).post(url, data=body, headers=headers,
-                                                      timeout=self.timeout(timeout_s),
+                                                      timeout=timeout,
                                                       allow_redirects=False) as resp:
                 if resp.status >= 400:
                     text = (await resp.read()).decode("utf-8", "replace")
@@ -117,6 +159,9 @@ class HttpClient:
                 yield _lines(resp, provider_id)
         except _TRANSPORT_ERRORS as exc:
             raise classify_exception(exc, provider_id=provider_id) from None
+        finally:
+            if slot is not None:
+                slot.release()
 
     async def get(self, url: str, headers: Mapping[str, str], *,
                   timeout_s: float) -> HttpResponse:
@@ -145,10 +190,10 @@ async def _lines(resp: aiohttp.ClientResponse, provider_id: str) -> AsyncIterato
 
 
 def build_client(*, connect_timeout_s: float, read_timeout_s: float,
-                 max_connections: int) -> HttpClient:
-    """One pooled client for one provider."""
+                 max_connections: int, model_share: float = 1.0) -> HttpClient:
+    """One pooled client for one provider; each model may hold ``model_share`` of it."""
     return HttpClient(connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s,
-                      max_connections=max_connections)
+                      max_connections=max_connections, model_share=model_share)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

@@ -76,7 +76,8 @@ class OpenAIAdapter:
         resp = await self._client.post(f"{self._base()}/chat/completions",
                                        orjson.dumps(self._body(call, False)),
                                        self._json_headers, provider_id=self.id,
-                                       timeout_s=call.timeout_s)
+                                       timeout_s=call.timeout_s,
+                                       model=call.upstream_model)
         if resp.status >= 400:
             raise classify_status(resp.status, resp.text, resp.headers, provider_id=self.id)
         try:
@@ -89,7 +90,8 @@ class OpenAIAdapter:
         async with self._client.stream(f"{self._base()}/chat/completions",
                                        orjson.dumps(self._body(call, True)),
                                        self._sse_headers, provider_id=self.id,
-                                       timeout_s=call.timeout_s) as lines:
+                                       timeout_s=call.timeout_s,
+                                       model=call.upstream_model) as lines:
             async for chunk in self._events(lines):
                 yield chunk
 

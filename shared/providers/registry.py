@@ -38,7 +38,8 @@ class ProviderRegistry:
         s = self._settings
         return build_client(connect_timeout_s=s.connect_timeout_s,
                             read_timeout_s=provider.timeout_s or s.read_timeout_s,
-                            max_connections=s.max_connections_per_provider)
+                            max_connections=s.max_connections_per_provider,
+                            model_share=s.model_connection_share)
 
     def _build(self, p: ProviderConfig) -> ProviderAdapter:
         if p.type == "simulated":

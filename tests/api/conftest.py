@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from api.http_protocol import HTTP_PROTOCOL
+from api.http_server import uvicorn_options
 from shared.config import Settings, load_catalog
 from tests.support.server import ThreadedServer
 
@@ -29,7 +29,8 @@ def gateway_factory(tmp_path: Path, config_file: Path) -> Iterator[Any]:
 
     def start(**overrides: Any) -> ThreadedServer:
         settings = gateway_settings(tmp_path, config_file, **overrides)
-        srv = ThreadedServer(create_app(settings, load_catalog(settings)), http=HTTP_PROTOCOL)
+        srv = ThreadedServer(create_app(settings, load_catalog(settings)),
+                             **uvicorn_options(settings))
         srv.start()
         servers.append(srv)
         return srv

@@ -12,6 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from api.http_server import uvicorn_options
 from engine import attributes, devserver
 from shared.config import Settings, load_catalog
 from tests.support.server import ThreadedServer, free_port
@@ -48,7 +49,8 @@ def temporal_gateway(temporal_env: WorkflowEnvironment, tmp_path: Path,
                      config_file: Path) -> Iterator[ThreadedServer]:
     """A gateway with an embedded worker on a fresh task queue of the session's server."""
     settings = settings_for(tmp_path, config_file, temporal_address(temporal_env))
-    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)),
+                         **uvicorn_options(settings))
     srv.start()
     yield srv
     srv.stop()

@@ -14,6 +14,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from api.http_server import uvicorn_options
 from shared.config import load_catalog
 from tests.fake_provider import FakeProvider
 from tests.integration.conftest import settings_for, temporal_address
@@ -90,7 +91,8 @@ async def test_separate_worker_runs_admin_added_env_and_vault_providers(
                           queue=queue, log=log,
                           extra_env={"TOKENHUB_VAULT_PASSWORD": VAULT_PW,
                                      "TOKENHUB_LOG_LEVEL": "INFO"})
-    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)),
+                         **uvicorn_options(settings))
     srv.start()
     try:
         async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=60,

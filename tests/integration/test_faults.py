@@ -13,6 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from api.http_server import uvicorn_options
 from shared.config import load_catalog
 from tests.fake_provider import FakeProvider
 from tests.integration.conftest import settings_for, temporal_address
@@ -40,7 +41,8 @@ async def test_worker_killed_mid_plan_the_run_completes_without_repeats(
     worker = start_worker(config=config_file, data_dir=tmp_path, address=address, queue=queue,
                           log=log)
     fake.set_default(delay_ms=600)
-    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)),
+                         **uvicorn_options(settings))
     srv.start()
     try:
         body = {"request": {"messages": [{"role": "user", "content": "plan a launch"}]},
@@ -77,7 +79,8 @@ async def test_temporal_killed_then_back(fake: FakeProvider, tmp_path: Path,
                             temporal_start_timeout_s=1.0, temporal_circuit_cooldown_s=1.0)
     worker = start_worker(config=config_file, data_dir=tmp_path, address=address,
                           queue=settings.temporal_task_queue, log=log)
-    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)),
+                         **uvicorn_options(settings))
     srv.start()
     body = {"request": {"messages": [{"role": "user", "content": "hi"}]}}
     try:

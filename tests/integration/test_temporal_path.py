@@ -125,12 +125,14 @@ async def test_api_key_id_reaches_the_search_attributes(
         temporal_env: WorkflowEnvironment, fake: FakeProvider, tmp_path: object,
         config_file: object) -> None:
     from api.app import create_app
+    from api.http_server import uvicorn_options
     from shared.config import load_catalog
     from tests.integration.conftest import settings_for
 
     settings = settings_for(tmp_path, config_file, temporal_address(temporal_env),  # type: ignore[arg-type]
                             require_api_key=True, admin_token="admin-secret-for-temporal")
-    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)),
+                         **uvicorn_options(settings))
     srv.start()
     try:
         async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=30) as c:

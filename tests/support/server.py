@@ -21,6 +21,8 @@ def free_port() -> int:
 
 class ThreadedServer:
     def __init__(self, app: Any, port: int | None = None, **options: Any) -> None:
+        """``options``: more uvicorn ``Config`` arguments (``api.http_server.uvicorn_options``
+        gives the gateway's connection limits and protocol)."""
         self.port = port or free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on", access_log=False, **options)
