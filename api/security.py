@@ -72,7 +72,8 @@ def build_security(state: AppState, secrets_registry: SecretRegistry) -> Securit
     secrets_registry.add(admin)
     autolock = s.vault_autolock_minutes * 60 if s.vault_autolock_minutes else None
     return SecurityState(
-        admin_token=admin, apikeys=ApiKeyService(state.sessionmaker, pepper=pepper.encode()),
+        admin_token=admin, apikeys=ApiKeyService(state.sessionmaker, pepper=pepper.encode(),
+                                       reservation_ttl_s=s.budget_reservation_ttl_s),
         vault=Vault(state.sessionmaker, autolock_s=autolock,
                     on_change=store_catalog.bump_version),  # other processes reload keys
         audit=AuditLog(state.sessionmaker),

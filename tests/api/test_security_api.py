@@ -82,9 +82,11 @@ def test_revoked_rotated_and_expired_keys(secure: ThreadedServer) -> None:
 
 
 async def test_budget_under_concurrency(secure: ThreadedServer, fake: FakeProvider) -> None:
-    fake.set_default(delay_ms=100)
+    # the calls outlast the 20 reservations (DB writes of a few ms each): none settles before
+    # all are decided, so only the estimates count
+    fake.set_default(delay_ms=1000)
     # "small" costs ~0.0001025 per request estimate (1 token in + 512 assumed out)
-    token, _ = issue(secure, monthly_budget_usd=0.0001025 * 5)
+    token, key_id = issue(secure, monthly_budget_usd=0.0001025 * 5)
     body = {"request": {"messages": MSG, "model_hint": "small"}}
     async with httpx.AsyncClient(base_url=secure.url, trust_env=False, timeout=30,
                                  headers={"Authorization": f"Bearer {token}"}) as c:
@@ -94,6 +96,12 @@ async def test_budget_under_concurrency(secure: ThreadedServer, fake: FakeProvid
     assert len(ok) <= 5 and len(ok) + len(refused) == 20
     assert all(r.json()["error"]["type"] == "budget_exceeded" for r in refused)
     assert "monthly budget" in refused[0].json()["error"]["message"]
+    db = str(secure.server.config.app.state.tokenhub.settings.effective_database_url
+             ).split(":///", 1)[1]
+    with sqlite3.connect(db) as con:
+        spent, held = con.execute("SELECT spent_usd, reserved_usd FROM key_spend "
+                                  "WHERE key_id = ?", (key_id,)).fetchone()
+    assert 0 < spent <= 0.0001025 * 5 and abs(held) < 1e-12  # float dust
 
 
 def test_rate_limit_burst_then_429_other_clients_unaffected(gateway_factory: Any) -> None:
