@@ -122,7 +122,7 @@ class BudgetLedger:
                 index_elements=[_spend.c.key_id, _spend.c.month],
                 set_={"reserved_usd": _spend.c.reserved_usd + amount},
                 where=_spend.c.spent_usd + _spend.c.reserved_usd + amount <= budget + _EPS))
-            if held.rowcount != 1:  # type: ignore[attr-defined]
+            if held.rowcount != 1:
                 return None
             await s.execute(_holds.insert().values(
                 id=hold_id, key_id=key_id, month=month, amount_usd=amount,
