@@ -8,7 +8,7 @@ since the estimate sizes the budget reservation and decides the context-window c
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from shared.contracts import Message
 
@@ -24,6 +24,18 @@ def estimate_tokens(messages: list[Message], explicit: int | None = None) -> int
     """The gateway's estimate; ``explicit`` (the client's) only counts when it is larger."""
     counted = tokens_for_chars(sum(len(m.text()) for m in messages))
     return max(counted, explicit or 0)
+
+
+def estimate_wire_tokens(messages: list[dict[str, Any]]) -> int:
+    """The same estimate for OpenAI-shaped message dicts (a run's ``messages``)."""
+    chars = 0
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    return tokens_for_chars(chars)
 
 
 def size_bucket(tokens: int) -> SizeBucket:
