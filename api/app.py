@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -136,7 +137,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                   docs_url="/docs", redoc_url=None)
     registry = process_secrets(settings, catalog)
     install_redaction(registry)
-    metrics = Metrics()
+    # set by `serve --workers N` (api/processes.py): metrics summed over the processes
+    metrics = Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
     app.state.tokenhub = Gateway(settings=settings, catalog=catalog, metrics=metrics,
                                  secrets=registry)
     install_error_handlers(app)

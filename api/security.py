@@ -71,6 +71,7 @@ def build_security(state: AppState, secrets_registry: SecretRegistry) -> Securit
               else _persisted_secret(s.data_dir / "api_key_pepper"))
     secrets_registry.add(admin)
     autolock = s.vault_autolock_minutes * 60 if s.vault_autolock_minutes else None
+    share = 1 / s.gateway_processes  # buckets are per process (README: budgets and limits)
     return SecurityState(
         admin_token=admin, apikeys=ApiKeyService(state.sessionmaker, pepper=pepper.encode(),
                                        reservation_ttl_s=s.budget_reservation_ttl_s),
@@ -78,10 +79,12 @@ def build_security(state: AppState, secrets_registry: SecretRegistry) -> Securit
                     on_change=store_catalog.bump_version),  # other processes reload keys
         audit=AuditLog(state.sessionmaker),
         secrets=secrets_registry,
-        ip_limits=TokenBuckets(rate=s.rate_limit_rps, burst=s.rate_limit_burst, scope="client"),
-        key_limits=TokenBuckets(rate=s.rate_limit_rps, burst=s.rate_limit_burst,
-                                scope="API key"),
-        admin_limits=TokenBuckets(rate=s.admin_rate_limit_rps, burst=s.admin_rate_limit_burst,
+        ip_limits=TokenBuckets(rate=s.rate_limit_rps * share,
+                               burst=max(1.0, s.rate_limit_burst * share), scope="client"),
+        key_limits=TokenBuckets(rate=s.rate_limit_rps * share,
+                                burst=max(1.0, s.rate_limit_burst * share), scope="API key"),
+        admin_limits=TokenBuckets(rate=s.admin_rate_limit_rps * share,
+                                  burst=max(1.0, s.admin_rate_limit_burst * share),
                                   scope="admin client"),
         trusted=list(parse_networks(s.trusted_proxies)))
 

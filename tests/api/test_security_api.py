@@ -239,3 +239,14 @@ def test_vault_autolock_drops_provider_keys(gateway_factory: Any, fake: FakeProv
     assert state.vault_keys == {}
     r = chat(srv, None, body={"request": {"messages": MSG, "model_hint": "small"}})
     assert r.status_code == 200 and fake.calls("small-up")
+
+
+def test_rate_limits_are_shared_out_over_the_gateway_processes(gateway_factory: Any) -> None:
+    """Buckets are per process: under `serve --workers 2` each process enforces half, so
+    the two together never allow more than the configured rate and burst."""
+    srv: ThreadedServer = gateway_factory(require_api_key=True, admin_token=ADMIN,
+                                          rate_limit_rps=0.01, rate_limit_burst=4,
+                                          gateway_processes=2)
+    token, _ = issue(srv)
+    codes = [chat(srv, token).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]  # a burst of 4 / 2 processes
