@@ -24,6 +24,7 @@ their own task, so the hang-up's cancellation of the response cannot cut them sh
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,7 @@ from shared.routing.estimate import estimate_wire_tokens, tokens_for_chars
 from shared.routing.types import Candidate, ModelSpec
 
 OnFinish = Callable[[RunSummary], Awaitable[None]]
+log = logging.getLogger("tokenhub.stream")
 
 
 async def open_chat_stream(inp: ChatInput, fx: StreamingEffects) -> ChatStream:
@@ -79,6 +81,7 @@ class ChatStream:
         # where the finishing task is kept alive (the gateway's, awaited at shutdown)
         self.tasks: set[asyncio.Task[Any]] = set()
         self._out_chars = 0  # characters received from the upstream
+        self._detached = False  # finished in a task nobody awaits (the client hung up)
 
     @property
     def model(self) -> ModelSpec:
@@ -121,11 +124,18 @@ class ChatStream:
             self.error = err
             ended = True
         finally:
+            self._detached = not ended
             task = asyncio.ensure_future(self.finish())
             self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self._finished)
             if ended:  # the caller reports usage next: wait (a cancellation leaves it running)
                 await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()  # retrieved either way
+        if exc is not None and self._detached:  # nobody awaits it: say so here
+            log.error("finishing stream %s failed: %r", self.inp.request_id, exc)
 
     async def finish(self) -> RunSummary:
         """Close the upstream and write the record (once, however the stream ended)."""
