@@ -52,15 +52,19 @@ def _serve(tmp_path: Path, fake: FakeProvider, port: int, **env: str) -> subproc
 def two_workers(tmp_path: Path, fake: FakeProvider
                 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    proc = _serve(tmp_path, fake, port)
+    temp = tmp_path / "tmp"  # where the supervisor makes its metrics directory
+    temp.mkdir()
+    proc = _serve(tmp_path, fake, port, TMPDIR=str(temp))
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
         assert len(_workers(proc.pid)) == 2
+        assert len(list(temp.glob("tokenhub-metrics-*"))) == 1
         yield url, proc
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+    assert not list(temp.glob("tokenhub-metrics-*"))  # removed at exit
 
 
 def _issue(url: str, budget: float) -> tuple[str, str]:
