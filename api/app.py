@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -95,6 +96,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker_task
         await gw.dispatcher.aclose()
+        if state.background:  # streams being finished (record, budget) get a moment
+            await asyncio.wait(set(state.background), timeout=5)
         for task in list(state.background):
             task.cancel()
         await asyncio.gather(*state.background, return_exceptions=True)
@@ -137,7 +140,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                   docs_url="/docs", redoc_url=None)
     registry = process_secrets(settings, catalog)
     install_redaction(registry)
-    metrics = Metrics()
+    # set by `serve --workers N` (api/processes.py): metrics summed over the processes
+    metrics = Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
     app.state.tokenhub = Gateway(settings=settings, catalog=catalog, metrics=metrics,
                                  secrets=registry)
     install_error_handlers(app)

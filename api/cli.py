@@ -56,6 +56,10 @@ def serve(
 
     if workers > 1 and gateway_processes.supported():
         raise typer.Exit(gateway_processes.run(workers, kwargs, log_level=settings.log_level))
+    if workers > 1:  # no SO_REUSEPORT: uvicorn's own processes, same shared environment
+        with gateway_processes.shared_environment(workers):
+            uvicorn.run(**kwargs, workers=workers)  # type: ignore[arg-type]
+        return
     uvicorn.run(**kwargs, workers=workers)  # type: ignore[arg-type]
 
 

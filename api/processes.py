@@ -12,6 +12,13 @@ then is killed after a grace period) and gives up when one of the first workers 
 during start-up (a bad config would otherwise loop). Later a dead worker is replaced,
 with a growing delay while replacements keep dying young. Workers get SIGTERM when the
 supervisor itself dies (Linux parent-death signal), so none is left holding the port.
+
+What the processes must agree on reaches them through the environment they inherit
+(:func:`shared_environment`): their number, ``TOKENHUB_GATEWAY_PROCESSES`` (each enforces
+1/N of the rate limits: the buckets are per process, README "Budgets and rate limits"),
+and ``PROMETHEUS_MULTIPROC_DIR``, a fresh directory where every process writes its metrics
+so that ``/metrics`` sums them (removed at exit; a dead worker's live gauges are dropped
+with ``mark_process_dead``). Budgets need nothing here: they live in the database.
 """
 
 from __future__ import annotations
@@ -23,11 +30,16 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
+
+from prometheus_client.multiprocess import mark_process_dead
 
 log = logging.getLogger("tokenhub.workers")
 
@@ -36,6 +48,30 @@ STOP_GRACE_S = 15.0  # after SIGTERM; uvicorn's own graceful shutdown gets GRACE
 GRACEFUL_S = 10
 MAX_RESTART_DELAY_S = 30.0
 _PR_SET_PDEATHSIG = 1
+
+
+PROCESSES_ENV = "TOKENHUB_GATEWAY_PROCESSES"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def shared_environment(workers: int) -> Iterator[str]:
+    """Set the process count and a metrics directory for the workers about to start (an
+    operator's own PROMETHEUS_MULTIPROC_DIR is used, and kept); restore both after."""
+    saved = {k: os.environ.get(k) for k in (PROCESSES_ENV, METRICS_DIR_ENV)}
+    own = not saved[METRICS_DIR_ENV]
+    path = saved[METRICS_DIR_ENV] or tempfile.mkdtemp(prefix="tokenhub-metrics-")
+    os.environ[PROCESSES_ENV], os.environ[METRICS_DIR_ENV] = str(workers), path
+    try:
+        yield path
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if own:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def supported() -> bool:
@@ -97,6 +133,14 @@ def run(workers: int, uvicorn_kwargs: dict[str, Any], *, log_level: str) -> int:
     if port == 0:
         raise SystemExit("--workers > 1 needs a fixed port")
     check_port_free(host, port)
+    with shared_environment(workers) as metrics_dir:
+        return _supervise(workers, uvicorn_kwargs, log_level=log_level,
+                          metrics_dir=metrics_dir)
+
+
+def _supervise(workers: int, uvicorn_kwargs: dict[str, Any], *, log_level: str,
+               metrics_dir: str) -> int:
+    host, port = str(uvicorn_kwargs["host"]), int(uvicorn_kwargs["port"])
     ctx = multiprocessing.get_context("spawn")
     started: dict[int, float] = {}
     parent = os.getpid()
@@ -130,6 +174,8 @@ def run(workers: int, uvicorn_kwargs: dict[str, Any], *, log_level: str) -> int:
                 if proc.is_alive() or stopping:
                     continue
                 age = time.monotonic() - started.pop(proc.pid or 0, 0.0)
+                if proc.pid is not None:
+                    mark_process_dead(proc.pid, metrics_dir)  # type: ignore[no-untyped-call]
                 if age < STARTUP_GRACE_S and proc.pid in first:
                     log.error("gateway worker %s failed to start (exit code %s)",
                               proc.pid, proc.exitcode)

@@ -72,16 +72,20 @@ def build_security(state: AppState, secrets_registry: SecretRegistry) -> Securit
     secrets_registry.add(admin)
     secrets_registry.add(pepper)  # the generated one too: redaction knows every secret
     autolock = s.vault_autolock_minutes * 60 if s.vault_autolock_minutes else None
+    share = 1 / s.gateway_processes  # buckets are per process (README: budgets and limits)
     return SecurityState(
-        admin_token=admin, apikeys=ApiKeyService(state.sessionmaker, pepper=pepper.encode()),
+        admin_token=admin, apikeys=ApiKeyService(state.sessionmaker, pepper=pepper.encode(),
+                                       reservation_ttl_s=s.budget_reservation_ttl_s),
         vault=Vault(state.sessionmaker, autolock_s=autolock,
                     on_change=store_catalog.bump_version),  # other processes reload keys
         audit=AuditLog(state.sessionmaker),
         secrets=secrets_registry,
-        ip_limits=TokenBuckets(rate=s.rate_limit_rps, burst=s.rate_limit_burst, scope="client"),
-        key_limits=TokenBuckets(rate=s.rate_limit_rps, burst=s.rate_limit_burst,
-                                scope="API key"),
-        admin_limits=TokenBuckets(rate=s.admin_rate_limit_rps, burst=s.admin_rate_limit_burst,
+        ip_limits=TokenBuckets(rate=s.rate_limit_rps * share,
+                               burst=max(1.0, s.rate_limit_burst * share), scope="client"),
+        key_limits=TokenBuckets(rate=s.rate_limit_rps * share,
+                                burst=max(1.0, s.rate_limit_burst * share), scope="API key"),
+        admin_limits=TokenBuckets(rate=s.admin_rate_limit_rps * share,
+                                  burst=max(1.0, s.admin_rate_limit_burst * share),
                                   scope="admin client"),
         trusted=list(parse_networks(s.trusted_proxies)))
 

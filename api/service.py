@@ -140,6 +140,7 @@ class RequestService:
             await self._finished(budget, summary)
 
         stream.on_finish.append(finished)
+        stream.tasks = self.state.background  # finishing outlives a client's hang-up
         return stream
 
     # -- bookkeeping -----------------------------------------------------------------------

@@ -58,7 +58,7 @@ async def openai_events(stream: ChatStream, *, include_usage: bool) -> AsyncIter
                               "request_id": stream.inp.request_id}})
         return
     if include_usage:
-        usage = stream.usage
+        usage = stream.charged_usage()  # what the run is charged: counted if not reported
         yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
                     "model": model, "choices": [],
                     "usage": {"prompt_tokens": usage.prompt_tokens,

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     rate_limit_burst: float = Field(default=120.0, gt=0)
     admin_rate_limit_rps: float = Field(default=30.0, gt=0)
     admin_rate_limit_burst: float = Field(default=60.0, gt=0)
+    # set by `serve --workers N` for its processes: each enforces 1/N of the rate limits
+    gateway_processes: int = Field(default=1, ge=1)
+    # a budget hold of a process that crashed is released after this (budgets.py)
+    budget_reservation_ttl_s: float = Field(default=900.0, gt=0)
 
     # The live catalog (shared/catalog.py): every process polls the DB's catalog version.
     catalog_poll_s: float = Field(default=1.0, gt=0)

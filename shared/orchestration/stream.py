@@ -5,12 +5,31 @@ error class, bounded in count and time). Once a model has produced its first chu
 answer is committed to it: a failure after that ends the stream (the transport says so
 in-band). However the stream ends — completed, cut by the provider, or abandoned by the
 client — the run's record is written once, from the same run summary as any other run.
+
+What a stream is charged (issue 13): the tokens the provider produced, whether or not the
+client read them. Upstreams are asked for usage in streams (OpenAI-compatible
+``stream_options.include_usage``; Anthropic sends it in message_start/message_delta) and
+the last figures reported win. Where a provider reports none (llama.cpp and other
+OpenAI-compatible servers that ignore ``stream_options``, or a stream that ends before
+its usage event), the missing side is counted like the routing estimate: the prompt's
+characters / 4, and the characters of every chunk received from the upstream / 4
+(shared/routing/estimate.py). The client's own usage chunk reports the same figures.
+
+A client that hangs up stops the upstream: its answer is closed at once (a "stop
+generating" button then stops the spending too) and the run is charged the prompt plus
+everything the upstream had sent until then. The record and the budget settlement run in
+their own task, so the hang-up's cancellation of the response cannot cut them short.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from typing import Any
+
+import orjson
 
 from shared.contracts import Attempt, Executor, OutputFormat, StreamChunk, Usage
 from shared.errors import AllProvidersFailed, OutputValidationFailed, ProviderError
@@ -18,10 +37,12 @@ from shared.orchestration.calls import failed_attempt
 from shared.orchestration.chat import ChatInput, elapsed_ms, fail_run, failover
 from shared.orchestration.ports import ModelCall, OpenedStream, StreamingEffects
 from shared.orchestration.records import RunSummary, write_record
+from shared.routing.estimate import estimate_wire_tokens, tokens_for_chars
 from shared.routing.output import ThinkStripper, validate_json_output
 from shared.routing.types import Candidate, ModelSpec
 
 OnFinish = Callable[[RunSummary], Awaitable[None]]
+log = logging.getLogger("tokenhub.stream")
 
 
 async def open_chat_stream(inp: ChatInput, fx: StreamingEffects) -> ChatStream:
@@ -96,11 +117,15 @@ class ChatStream:
                  opened_at: datetime) -> None:
         self.inp, self._fx, self.candidate, self._opened = inp, fx, cand, opened
         self._attempts, self._start, self._opened_at = attempts, start, opened_at
-        self.usage = Usage()
+        self.usage = Usage()  # as reported by the provider (the latest non-zero figures)
         self.error: ProviderError | None = None
         self.output_error: OutputValidationFailed | None = None  # reported in-band
         self.summary: RunSummary | None = None
         self.on_finish: list[OnFinish] = []
+        # where the finishing task is kept alive (the gateway's, awaited at shutdown)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._out_chars = 0  # characters received from the upstream
+        self._detached = False  # finished in a task nobody awaits (the client hung up)
 
     @property
     def model(self) -> ModelSpec:
@@ -110,40 +135,73 @@ class ChatStream:
     def executor(self) -> Executor:
         return self._fx.executor
 
+    def _take(self, chunk: StreamChunk) -> None:
+        if chunk.usage is not None:
+            u, new = self.usage, chunk.usage
+            self.usage = Usage(prompt_tokens=new.prompt_tokens or u.prompt_tokens,
+                               completion_tokens=new.completion_tokens or u.completion_tokens)
+        self._out_chars += len(chunk.delta)
+        if chunk.tool_calls:
+            self._out_chars += len(orjson.dumps(chunk.tool_calls))
+
+    def charged_usage(self) -> Usage:
+        """The usage the run is charged and reported with: the provider's figures, and
+        characters / 4 for what it did not report."""
+        prompt = self.usage.prompt_tokens or estimate_wire_tokens(self.inp.messages)
+        completion = self.usage.completion_tokens or (
+            tokens_for_chars(self._out_chars) if self._out_chars else 0)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
     async def chunks(self) -> AsyncIterator[StreamChunk]:
         """Every chunk, the first included, shaped by the request's ``output_format``.
         Stops at the end of the answer or at a mid-stream failure (then :attr:`error`
-        says why); an answer that fails its JSON check sets :attr:`output_error`."""
+        says why); an answer that fails its JSON check sets :attr:`output_error`. Closing
+        it early (the client hung up) stops the upstream; the run is finished either way,
+        charged on what the upstream produced (counted before shaping)."""
         shaper = StreamShaper(self.inp.output_format)
+        ended = False
         try:
             chunk: StreamChunk | None = self._opened.first
             while chunk is not None:
-                if chunk.usage is not None:
-                    self.usage = chunk.usage
+                self._take(chunk)
                 yield shaper.shape(chunk)
                 chunk = await anext(self._opened.rest, None)
             tail = shaper.close()
             if tail is not None:
                 yield tail
             self.output_error = shaper.validate()
+            ended = True
         except ProviderError as err:
             self.error = err
+            ended = True
         finally:
-            await self.finish()
+            self._detached = not ended
+            task = asyncio.ensure_future(self.finish())
+            self.tasks.add(task)
+            task.add_done_callback(self._finished)
+            if ended:  # the caller reports usage next: wait (a cancellation leaves it running)
+                await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()  # retrieved either way
+        if exc is not None and self._detached:  # nobody awaits it: say so here
+            log.error("finishing stream %s failed: %r", self.inp.request_id, exc)
 
     async def finish(self) -> RunSummary:
         """Close the upstream and write the record (once, however the stream ended)."""
         if self.summary is not None:
             return self.summary
         await self._opened.aclose()
-        fx, model, usage = self._fx, self.model, self.usage
+        fx, model, usage = self._fx, self.model, self.charged_usage()
         latency = elapsed_ms(fx, self._opened_at)
         cost = model.cost_usd(usage.prompt_tokens, usage.completion_tokens)
         call = ModelCall(request_id=self.inp.request_id, model=model, messages=self.inp.messages,
                          step="stream")
         if self.error is not None:
             last = failed_attempt(call, self.error, tries=self._opened.tries, latency_ms=latency)
-            last.cost_usd = cost
+            last.cost_usd = cost  # what the upstream produced before it failed is billed
+            last.input_tokens, last.output_tokens = usage.prompt_tokens, usage.completion_tokens
         else:
             last = Attempt(model=model.id, provider=model.provider_id, outcome="ok", status=200,
                            latency_ms=round(latency, 3), tries=self._opened.tries,

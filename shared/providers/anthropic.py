@@ -116,6 +116,8 @@ class AnthropicAdapter:
     async def _events(self, lines: AsyncIterator[str]) -> AsyncIterator[StreamChunk]:
         usage = Usage()
         stopped = False
+        prompt_sent = False  # the prompt's tokens ride on the first text chunk: a client
+        # hanging up before message_delta is still charged them
         async for line in lines:
             if not line.startswith("data:"):
                 continue
@@ -130,7 +132,9 @@ class AnthropicAdapter:
             elif kind == "content_block_delta":
                 delta = data.get("delta") or {}
                 if delta.get("type") == "text_delta":
-                    yield StreamChunk(delta=str(delta.get("text", "")))
+                    yield StreamChunk(delta=str(delta.get("text", "")),
+                                      usage=None if prompt_sent else usage.model_copy())
+                    prompt_sent = True
             elif kind == "message_delta":
                 u = data.get("usage") or {}
                 usage.completion_tokens = int(u.get("output_tokens") or 0)

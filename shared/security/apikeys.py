@@ -9,7 +9,6 @@ database alone does not even allow checking a candidate token.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -21,8 +20,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.errors import BudgetExceeded, Forbidden, NotFound, Unauthorized
-from shared.security.tables import ApiKeyRow, KeySpendRow
+from shared.errors import Forbidden, NotFound, Unauthorized
+from shared.security.budgets import DEFAULT_TTL_S, BudgetLedger, Reservation, usd
+from shared.security.tables import ApiKeyRow
+
+__all__ = ["SCOPES", "ApiKeyInfo", "ApiKeyService", "Principal", "Reservation", "usd"]
 
 SCOPES = ("chat", "plan", "runs", "models", "admin")
 PREFIX = "thk_"
@@ -48,23 +50,6 @@ class Principal:
     monthly_budget_usd: float | None
 
 
-def usd(amount: float) -> str:
-    """Dollars with the digits small budgets need: $2.50, $0.00042, $0.00000003."""
-    text = f"{amount:.8f}".rstrip("0").rstrip(".")
-    if text in ("0", "-0") and amount > 0:
-        return "<$0.00000001"
-    whole, _, cents = text.partition(".")
-    return f"${whole}.{cents.ljust(2, '0')}"
-
-
-@dataclass
-class Reservation:
-    key_id: str
-    month: str
-    amount: float
-    settled: bool = False
-
-
 def _info(row: ApiKeyRow) -> ApiKeyInfo:
     return ApiKeyInfo(id=row.id, name=row.name, prefix=row.prefix, scopes=list(row.scopes),
                       expires_at=row.expires_at, monthly_budget_usd=row.monthly_budget_usd,
@@ -73,13 +58,13 @@ def _info(row: ApiKeyRow) -> ApiKeyInfo:
 
 class ApiKeyService:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, pepper: bytes,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 reservation_ttl_s: float = DEFAULT_TTL_S) -> None:
         self._sm = sessionmaker
         self._pepper = pepper
         self._clock = clock
         self._cache: dict[str, tuple[ApiKeyRow, Principal]] = {}  # hash → row, principal
-        self._lock = asyncio.Lock()
-        self._reserved: dict[tuple[str, str], float] = {}  # in-flight, per key & month
+        self.budgets = BudgetLedger(sessionmaker, clock=clock, ttl_s=reservation_ttl_s)
 
     def _hash(self, token: str) -> str:
         return hmac.new(self._pepper, token.encode(), hashlib.sha256).hexdigest()
@@ -161,48 +146,13 @@ class ApiKeyService:
         if scope not in principal.scopes and "admin" not in principal.scopes:
             raise Forbidden(f"API key {principal.key_id} lacks the {scope!r} scope")
 
-    # -- budgets -------------------------------------------------------------------------
-    def _month(self) -> str:
-        return self._clock().strftime("%Y-%m")
-
-    async def _spent(self, key_id: str, month: str) -> float:
-        async with self._sm() as s:
-            row = await s.get(KeySpendRow, (key_id, month))
-        return row.spent_usd if row else 0.0
-
+    # -- budgets (shared by every process on the database: shared/security/budgets.py) ----
     async def reserve(self, principal: Principal, estimated_usd: float) -> Reservation:
         """Hold ``estimated_usd`` before the provider call; refused if spent + held + this
         would exceed the monthly budget (so overspend is bounded by in-flight estimates)."""
-        month = self._month()
-        res = Reservation(principal.key_id, month, max(estimated_usd, 0.0))
-        if principal.monthly_budget_usd is None:
-            return res
-        async with self._lock:
-            spent = await self._spent(principal.key_id, month)
-            held = self._reserved.get((principal.key_id, month), 0.0)
-            budget = principal.monthly_budget_usd
-            if spent + held + res.amount > budget + 1e-12:
-                raise BudgetExceeded(
-                    f"monthly budget of {usd(budget)} exhausted for {principal.key_id}: "
-                    f"spent {usd(spent)}, reserved {usd(held)}, this request needs "
-                    f"~{usd(res.amount)}")
-            self._reserved[(principal.key_id, month)] = held + res.amount
-        return res
+        return await self.budgets.reserve(principal.key_id, principal.monthly_budget_usd,
+                                          estimated_usd)
 
     async def settle(self, res: Reservation, actual_usd: float) -> None:
         """Release the hold and charge the actual cost (0 when the call failed)."""
-        if res.settled:
-            return
-        res.settled = True
-        async with self._lock:
-            key = (res.key_id, res.month)
-            if key in self._reserved:
-                self._reserved[key] = max(0.0, self._reserved[key] - res.amount)
-            if actual_usd > 0:
-                async with self._sm() as s, s.begin():
-                    row = await s.get(KeySpendRow, key)
-                    if row is None:
-                        s.add(KeySpendRow(key_id=res.key_id, month=res.month,
-                                          spent_usd=actual_usd))
-                    else:
-                        row.spent_usd += actual_usd
+        await self.budgets.settle(res, actual_usd)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, LargeBinary, String
+from sqlalchemy import JSON, Float, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.store.base import Base, UTCDateTime, utcnow
@@ -51,13 +51,31 @@ class ApiKeyRow(Base):
 
 
 class KeySpendRow(Base):
-    """USD spent per key and calendar month (UTC, ``YYYY-MM``)."""
+    """USD spent per key and calendar month (UTC, ``YYYY-MM``), and USD held by requests
+    in flight (``reserved_usd``, the sum of the month's rows in ``key_reservations``).
+    Both columns move only in the atomic statements of shared/security/budgets.py."""
 
     __tablename__ = "key_spend"
 
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     spent_usd: Mapped[float] = mapped_column(Float, default=0)
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0)
+
+
+class KeyReservationRow(Base):
+    """One request's hold on a key's budget, until it is settled or ``expires_at`` (a
+    crashed process's holds are released by the next reservation on that key)."""
+
+    __tablename__ = "key_reservations"
+    __table_args__ = (Index("ix_key_reservations_key_expires", "key_id", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))
+    amount_usd: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AuditRow(Base):

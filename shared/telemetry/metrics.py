@@ -1,8 +1,17 @@
-"""Prometheus metrics, held on one registry per process (built in the entrypoint)."""
+"""Prometheus metrics, held on one registry per process (built in the entrypoint).
+
+Under ``tokenhub serve --workers N`` the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
+(api/processes.py): every process then writes its values to files there (prometheus-client's
+multiprocess mode) and ``/metrics``, whichever process serves it, reads them all, so counters
+and histograms are the sums over the processes. Gauges say how they combine: the worst
+circuit state, the vault unlocked only if it is in every process, the queues summed.
+One process without that variable: one in-memory registry, as before.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from shared.orchestration.records import RunSummary
 
@@ -12,8 +21,10 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 class Metrics:
     """Every metric TokenHub exports. Labels never carry secrets or free text."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 multiprocess_dir: str | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = multiprocess_dir
         r = self.registry
         self.requests = Counter("tokenhub_requests", "Requests served",
                                 ["route", "status"], registry=r)
@@ -33,18 +44,27 @@ class Metrics:
                                          registry=r)
         self.circuit_state = Gauge("tokenhub_temporal_circuit_state",
                                    "Temporal circuit breaker: 0 closed, 1 half-open, 2 open",
-                                   registry=r)
+                                   registry=r, multiprocess_mode="livemax")
         self.temporal_probes = Counter("tokenhub_temporal_probes",
                                        "Background probes of Temporal while the circuit is "
                                        "open, by outcome", ["outcome"], registry=r)
         self.rate_limited = Counter("tokenhub_rate_limited", "Requests refused by rate limits",
                                     ["scope"], registry=r)
         self.vault_unlocked = Gauge("tokenhub_vault_unlocked", "1 when the vault is unlocked",
-                                    registry=r)
+                                    registry=r, multiprocess_mode="livemin")
         self.log_dropped = Counter("tokenhub_request_log_dropped",
                                    "Request-log rows that could not be written", registry=r)
         self.log_queue = Gauge("tokenhub_request_log_queue",
-                               "Request-log rows waiting to be written", registry=r)
+                               "Request-log rows waiting to be written", registry=r,
+                               multiprocess_mode="livesum")
+
+    def exposition(self) -> bytes:
+        """The text format for ``/metrics``: every process's values under --workers N."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
 
     def observe_run(self, run: RunSummary) -> None:
         """A run's metrics, from its summary (the one place they are counted)."""

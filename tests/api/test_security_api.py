@@ -82,9 +82,11 @@ def test_revoked_rotated_and_expired_keys(secure: ThreadedServer) -> None:
 
 
 async def test_budget_under_concurrency(secure: ThreadedServer, fake: FakeProvider) -> None:
-    fake.set_default(delay_ms=100)
+    # the calls outlast the 20 reservations (DB writes of a few ms each): none settles before
+    # all are decided, so only the estimates count
+    fake.set_default(delay_ms=1000)
     # "small" costs ~0.0001025 per request estimate (1 token in + 512 assumed out)
-    token, _ = issue(secure, monthly_budget_usd=0.0001025 * 5)
+    token, key_id = issue(secure, monthly_budget_usd=0.0001025 * 5)
     body = {"request": {"messages": MSG, "model_hint": "small"}}
     async with httpx.AsyncClient(base_url=secure.url, trust_env=False, timeout=30,
                                  headers={"Authorization": f"Bearer {token}"}) as c:
@@ -94,6 +96,12 @@ async def test_budget_under_concurrency(secure: ThreadedServer, fake: FakeProvid
     assert len(ok) <= 5 and len(ok) + len(refused) == 20
     assert all(r.json()["error"]["type"] == "budget_exceeded" for r in refused)
     assert "monthly budget" in refused[0].json()["error"]["message"]
+    db = str(secure.server.config.app.state.tokenhub.settings.effective_database_url
+             ).split(":///", 1)[1]
+    with sqlite3.connect(db) as con:
+        spent, held = con.execute("SELECT spent_usd, reserved_usd FROM key_spend "
+                                  "WHERE key_id = ?", (key_id,)).fetchone()
+    assert 0 < spent <= 0.0001025 * 5 and abs(held) < 1e-12  # float dust
 
 
 def test_rate_limit_burst_then_429_other_clients_unaffected(gateway_factory: Any) -> None:
@@ -231,3 +239,14 @@ def test_vault_autolock_drops_provider_keys(gateway_factory: Any, fake: FakeProv
     assert state.vault_keys == {}
     r = chat(srv, None, body={"request": {"messages": MSG, "model_hint": "small"}})
     assert r.status_code == 200 and fake.calls("small-up")
+
+
+def test_rate_limits_are_shared_out_over_the_gateway_processes(gateway_factory: Any) -> None:
+    """Buckets are per process: under `serve --workers 2` each process enforces half, so
+    the two together never allow more than the configured rate and burst."""
+    srv: ThreadedServer = gateway_factory(require_api_key=True, admin_token=ADMIN,
+                                          rate_limit_rps=0.01, rate_limit_burst=4,
+                                          gateway_processes=2)
+    token, _ = issue(srv)
+    codes = [chat(srv, token).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]  # a burst of 4 / 2 processes

@@ -10,7 +10,11 @@ killed worker's replacement):
   ``{"kind": "ok", "content": "..."}`` (keys combine: ``{"delay_ms": 50, "status": 503}``),
   ``{"kind": "echo_auth", "status": 401}``: an error whose text repeats the request's
   credential headers (as some upstreams do), for the redaction tests.
-- ``POST /_control/default`` ``{"delay_ms": 0, "content": null}``; ``POST /_control/reset``.
+  Streams also take ``"chunk_delay_ms"`` (before every event after the first),
+  ``"usage_delay_ms"`` (before the OpenAI usage event) and ``"stream_usage": false`` (no
+  usage event even when asked for one, like llama.cpp).
+- ``POST /_control/default`` ``{"delay_ms": 0, "content": null, ...}`` (the same keys);
+  ``POST /_control/reset``.
 - OpenAI wire: a body with ``"logprobs": true`` gets ``choices[0].logprobs`` (one entry per
   whitespace-separated piece of the text, ``logprob`` -0.5, ``top_logprobs`` as many as
   ``top_logprobs`` asked for), in the JSON answer and on each stream chunk.
@@ -93,7 +97,9 @@ def _error(status: int, wire: str, message: str, code: str, retry_after: Any = N
     return web.json_response(body, status=status, headers=headers)
 
 
-async def _sse(request: web.Request, events: list[bytes], cut: bool) -> web.StreamResponse:
+async def _sse(request: web.Request, events: list[bytes], cut: bool,
+               pace: dict[str, Any] | None = None) -> web.StreamResponse:
+    pace = pace or {}
     resp = web.StreamResponse(headers={"content-type": "text/event-stream",
                                        "cache-control": "no-cache"})
     await resp.prepare(request)
@@ -103,6 +109,11 @@ async def _sse(request: web.Request, events: list[bytes], cut: bool) -> web.Stre
             if transport is not None:
                 transport.abort()  # the stream is cut mid-way
             return resp
+        delay = pace.get("chunk_delay_ms", 0) if i else 0
+        if b'"usage": {"prompt_tokens"' in ev:
+            delay += pace.get("usage_delay_ms", 0)
+        if delay:
+            await asyncio.sleep(delay / 1000)
         await resp.write(ev)
     await resp.write_eof()
     return resp
@@ -220,10 +231,12 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
     text = _content(state, step, model, messages)
     usage = _tokens(messages, text)
     cut = kind == "cut_stream"
+    pace = {k: step.get(k, state.default.get(k, 0))
+            for k in ("chunk_delay_ms", "usage_delay_ms")}
     if wire == "anthropic":
         mid = f"msg_fake_{next(_ids)}"
         if stream:
-            return await _sse(request, _anthropic_events(mid, model, text, usage), cut)
+            return await _sse(request, _anthropic_events(mid, model, text, usage), cut, pace)
         return web.json_response({
             "id": mid, "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
@@ -231,9 +244,10 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
                                              "output_tokens": usage[1]}})
     cid = f"chatcmpl-fake-{next(_ids)}"
     if stream:
-        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        include = bool((body.get("stream_options") or {}).get("include_usage")) and \
+            step.get("stream_usage", state.default.get("stream_usage", True))
         return await _sse(request, _openai_events(cid, model, text, usage, include, body),
-                          cut)
+                          cut, pace)
     return web.json_response({
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.support.server import ThreadedServer, free_port
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
+        dev_server_startup_timeout=timedelta(seconds=60),  # the SDK's default fails a busy box
         dev_server_existing_path=devserver.binary(), port=free_port(),
         search_attributes=attributes.ALL_KEYS, data_converter=pydantic_data_converter,
         dev_server_extra_args=[a for k, v in devserver.DYNAMIC_CONFIG.items()

@@ -135,7 +135,9 @@ def test_reward_formula() -> None:
 
 def test_estimate_and_buckets() -> None:
     assert estimate_tokens([Message(role="user", content="x" * 401)]) == 101
-    assert estimate_tokens(MSGS, 77) == 77
+    assert estimate_tokens(MSGS, 77) == 77  # the client may raise the estimate
+    big = [Message(role="user", content="x" * 4_000_000)]
+    assert estimate_tokens(big, 0) == estimate_tokens(big, 10) == 1_000_000  # never lower it
     assert [size_bucket(n) for n in (999, 1000, 10_000, 10_001)] == [
         "small", "medium", "medium", "large"]
 

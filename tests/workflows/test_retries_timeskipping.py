@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -33,7 +34,8 @@ pytestmark = pytest.mark.temporal
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     e = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter)
+        data_converter=pydantic_data_converter,
+        test_server_startup_timeout=timedelta(seconds=60))  # the SDK's 5 s fails a busy box
     yield e
     await e.shutdown()
 
