@@ -13,9 +13,9 @@ from api.deps import StateDep
 from api.responses import JSONResponse
 from api.routes.admin_security import audited
 from api.security import AdminDep, security_of
-from shared.config import Catalog, ModelConfig, ProviderConfig
+from shared.config import ALIAS_COLLISION, Catalog, ModelConfig, ProviderConfig
 from shared.contracts import ChatBody
-from shared.errors import BadRequest, NotFound, VaultLocked
+from shared.errors import BadRequest, Conflict, NotFound, VaultLocked
 from shared.routing.simulate import simulate
 from shared.store import catalog as store_catalog
 
@@ -40,10 +40,19 @@ def _bad(err: ValidationError) -> BadRequest:
 
 
 def _validated(catalog: Catalog, **changes: Any) -> None:
+    """The catalog with ``changes`` must pass Catalog validation (shared/config.py, the
+    same checks as the file/env path): 400, or 409 when an alias collides with a model."""
     try:
         Catalog.model_validate({**catalog.model_dump(), **changes})
     except ValidationError as err:
+        clashes = [e["msg"] for e in err.errors() if e["type"] == ALIAS_COLLISION]
+        if clashes:
+            raise Conflict("; ".join(clashes)) from None
         raise _bad(err) from None
+
+
+bad_request = _bad
+validated_catalog = _validated
 
 
 async def _save_provider(request: Request, state: Any, data: dict[str, Any],
@@ -168,6 +177,8 @@ async def delete_model(model_id: str, request: Request, state: StateDep,
                        _: AdminDep) -> Response:
     if state.catalog.model(model_id) is None:
         raise NotFound(f"model {model_id!r} not found")
+    _validated(state.catalog,  # e.g. an alias still naming it: refused, not a broken reload
+               models=[m.model_dump() for m in state.catalog.models if m.id != model_id])
 
     async def op() -> None:
         async with state.sessionmaker() as s, s.begin():
