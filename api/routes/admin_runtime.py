@@ -18,7 +18,6 @@ from api.routes.admin_catalog import bad_request
 from api.routes.admin_security import audited
 from api.security import AdminDep
 from api.state import AppState
-from shared.errors import BadRequest
 from shared.routing.config import RoutingConfig
 from shared.store import repo
 from shared.store import runtime as store_runtime
@@ -45,12 +44,6 @@ async def _store(request: Request, state: AppState, key: str, value: BaseModel,
     await reload_catalog(state)
 
 
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise BadRequest("body: must be a JSON object")
-    return body
-
-
 @router.get("/routing-config")
 async def get_routing_config(state: StateDep, _: AdminDep) -> Response:
     assert state.routing is not None
@@ -58,12 +51,12 @@ async def get_routing_config(state: StateDep, _: AdminDep) -> Response:
 
 
 @router.put("/routing-config")
-async def put_routing_config(body: Any, request: Request, state: StateDep,
+async def put_routing_config(body: dict[str, Any], request: Request, state: StateDep,
                              _: AdminDep) -> Response:
     """Change the routing defaults (mode, max_budget_usd, max_latency_ms, min_weight) and
     per-mode score weights; keys left out keep their current value."""
     assert state.routing is not None
-    config = _validated(RoutingConfig, state.routing.merged(_object(body)))
+    config = _validated(RoutingConfig, state.routing.merged(body))
     await _store(request, state, store_runtime.ROUTING, config, "routing_config.update")
     return JSONResponse(config.model_dump(mode="json"))
 
@@ -74,11 +67,11 @@ async def get_retention(state: StateDep, _: AdminDep) -> Response:
 
 
 @router.put("/retention")
-async def put_retention(body: Any, request: Request, state: StateDep,
+async def put_retention(body: dict[str, Any], request: Request, state: StateDep,
                         _: AdminDep) -> Response:
     """Per table (``request_log``, ``rewards``, ``audit``): ``{"days": …, "rows": …}``
     (null: no limit of that kind); a table left out keeps its setting."""
-    config = _validated(RetentionConfig, state.retention.merged(_object(body)))
+    config = _validated(RetentionConfig, state.retention.merged(body))
     await _store(request, state, store_runtime.RETENTION, config, "retention.update")
     return JSONResponse(config.model_dump(mode="json"))
 
