@@ -152,7 +152,8 @@ def main() -> None:
         f"Request log filled with {args.rows:,} rows 40 days old ({fill_s:.1f} s); the prune "
         f"deleted {res.get('deleted')} in {float(str(res.get('prune_s', 0))):.1f} s "
         "(batches of 1,000, one short transaction each).", "",
-        "| phase | requests | errors | p50 ms | p99 ms | mean ms |", "| --- | --- | --- | --- | --- | --- |"]
+        "| phase | requests | errors | p50 ms | p99 ms | mean ms |",
+        "| --- | --- | --- | --- | --- | --- |"]
     for name, lat, err in rows:
         assert isinstance(lat, list)
         lines.append(f"| {name} | {len(lat)} | {err} | {pct(lat, 0.5):.2f} | "

@@ -7,6 +7,11 @@ id), plus the provider keys held in the credential vault, all behind one
 ``version`` and swaps them as one on :meth:`LiveCatalog.reload`; the replaced registry stays
 open ``GRACE_S`` seconds for the requests already using its adapters, then is closed.
 
+Runtime settings ride the same mechanism: the routing config and the retention settings
+(``runtime_config`` rows, written with a version bump) are re-read on every reload into
+``routing`` and ``retention``; discovered models (shared/discovery.py) are merged under the
+file and DB definitions.
+
 Change propagation. Every admin change of the catalog (provider/model upsert or delete,
 vault key put or delete, vault initialization or rotation) bumps the one-row
 ``catalog_version`` table in the change's own transaction. The process that made the change
