@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from api.background import routing_upkeep, vault_watch
+from api.background import retention_prune, routing_upkeep, vault_watch
 from api.catalog import attach, build_live_catalog, reload_catalog
 from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
@@ -28,11 +28,23 @@ from api.errors import install_error_handlers
 from api.gateway import Gateway
 from api.middleware import RequestContextMiddleware
 from api.openapi import finish as finish_openapi
-from api.routes import admin_catalog, admin_security, chat, health, openai_compat, plan
+from api.routes import (
+    admin_aliases,
+    admin_catalog,
+    admin_discovery,
+    admin_runtime,
+    admin_security,
+    chat,
+    embeddings,
+    health,
+    openai_compat,
+    plan,
+)
 from api.security import SecurityState, build_security
 from api.service import RequestService
 from api.state import AppState
 from api.temporal import TemporalRunner
+from shared import discovery
 from shared.catalog import process_secrets
 from shared.config import Catalog, Settings, load_catalog, load_settings
 from shared.errors import ConfigError, Unauthorized
@@ -72,12 +84,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     attach(state, live, sec.vault)
     await reload_catalog(state)
     live.start_polling()  # other processes' admin changes (TOKENHUB_CATALOG_POLL_S)
+    discovery_task = await discovery.start(live)  # `discover` providers (vLLM env)
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     gw.dispatcher = Dispatcher(state, temporal)
     gw.service = RequestService(state, gw.dispatcher, sec.apikeys)
     worker_task = await start_embedded_worker(state, temporal)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
+    pruning = asyncio.create_task(retention_prune(state), name="retention-prune")
     tune_gc()
     log.info("gateway ready: %d provider(s), %d model(s), temporal %s",
              len(catalog.providers), len(catalog.models),
@@ -85,7 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in (upkeep, watch):
+        for task in (upkeep, watch, pruning, discovery_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -145,7 +159,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.tokenhub = Gateway(settings=settings, catalog=catalog, metrics=metrics,
                                  secrets=registry)
     install_error_handlers(app)
-    for module in (chat, openai_compat, plan, health, admin_security, admin_catalog):
+    # admin_discovery before admin_catalog: ids may hold "/", so "/providers/{id:path}"
+    # would otherwise take "/providers/x/discover" as the provider "x/discover"
+    for module in (chat, openai_compat, embeddings, plan, health, admin_security,
+                   admin_discovery, admin_catalog, admin_aliases, admin_runtime):
         app.include_router(module.router)
     _document_bodies(app)
     if settings.cors_origins:

@@ -11,6 +11,7 @@ from api.catalog import reload_catalog
 from api.security import SecurityState
 from api.state import AppState
 from shared.store import repo
+from shared.store.retention import prune
 
 log = logging.getLogger("tokenhub.background")
 
@@ -48,3 +49,20 @@ async def routing_upkeep(state: AppState, *, interval_s: float = 30.0) -> None:
         except Exception:
             log.exception("could not refresh Thompson posteriors")
         await asyncio.sleep(interval_s)
+
+
+async def retention_prune(state: AppState, *, interval_s: float | None = None) -> None:
+    """Prune the request, reward and audit logs to the live retention settings every
+    TOKENHUB_RETENTION_PRUNE_INTERVAL_S, in small batches (shared/store/retention.py) so
+    requests and the request-log writer never wait long on it; failures are logged."""
+    interval = interval_s if interval_s is not None else state.settings.retention_prune_interval_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            deleted = await prune(state.sessionmaker, state.retention,
+                                  on_deleted=state.metrics.count_pruned)
+        except Exception:
+            log.exception("retention prune failed (retrying in %.0f s)", interval)
+            continue
+        if any(deleted.values()):
+            log.info("retention prune deleted %s", deleted)

@@ -33,6 +33,8 @@ def _mirror(state: AppState, live: LiveCatalog) -> None:
     state.vault_keys = live.vault_keys
     state.registry = live.registry
     state.set_catalog(live.catalog)
+    if state.routing != live.routing:
+        state.set_routing(live.routing)
     reason = "vault locked (key unavailable)"
     for p in live.catalog.providers:
         if p.uses_vault:

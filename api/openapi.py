@@ -33,6 +33,7 @@ _ROUTE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/chat"): _RUN,
     ("post", "/v1/chat/completions"): _RUN,
     ("post", "/v1/plan"): _RUN,
+    ("post", "/v1/embeddings"): {404, 502, 503},
     ("post", "/admin/v1/providers"): {409, 503},
     ("get", "/admin/v1/providers/{provider_id}"): {404},
     ("patch", "/admin/v1/providers/{provider_id}"): {404, 409, 503},
@@ -44,6 +45,12 @@ _ROUTE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/admin/v1/apikeys/{key_id}/rotate"): {403, 404},
     ("delete", "/admin/v1/apikeys/{key_id}"): {404},
     ("post", "/admin/v1/routing/simulate"): {404, 503},
+    ("get", "/admin/v1/providers/{provider_id}/discover"): {404, 502},
+    ("post", "/admin/v1/providers/{provider_id}/discover"): {404, 409, 502},
+    ("post", "/admin/v1/aliases"): {409},
+    ("get", "/admin/v1/aliases/{alias_id}"): {404},
+    ("put", "/admin/v1/aliases/{alias_id}"): {404, 409},
+    ("delete", "/admin/v1/aliases/{alias_id}"): {404},
 }
 _UNGUARDED = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
 

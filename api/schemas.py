@@ -218,3 +218,23 @@ class SimulatedRoute(BaseModel):
     reason: str
     candidates: list[SimulatedCandidate]
     excluded: list[dict[str, Any]]
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str  # floats, or base64 of little-endian float32
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    """``POST /v1/embeddings`` answer (OpenAI's format)."""
+
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: EmbeddingUsage

@@ -23,10 +23,17 @@ from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
 from api.state import AppState
-from shared.contracts import ChatBody, PlanBody
+from shared.contracts import ChatBody, PlanBody, Policy
 from shared.errors import TokenHubError
 from shared.limits import RequestLimits
 from shared.orchestration.chat import ChatInput, ChatOutcome, RequestKind
+from shared.orchestration.embeddings import (
+    EmbeddingInput,
+    EmbeddingsInput,
+    EmbeddingsOutcome,
+    prepare_embeddings,
+    run_embeddings,
+)
 from shared.orchestration.plan import PlanInput, PlanOutcome
 from shared.orchestration.prepare import prepare_chat, prepare_plan
 from shared.orchestration.records import RunSummary
@@ -110,6 +117,16 @@ class RequestService:
             api_key_id=caller.api_key_id, started_at=caller.started_at,
             fingerprint=caller.fingerprint, limits=self.limits)
 
+    def prepare_embeddings(self, caller: Caller, *, input: EmbeddingInput, model: str | None,
+                           dimensions: int | None, policy: Policy | None) -> EmbeddingsInput:
+        state = self.state
+        return prepare_embeddings(
+            request_id=caller.request_id, input=input, model=model, dimensions=dimensions,
+            policy=policy, defaults=state.default_policy, ctx=state.routing_context(),
+            rng=state.rng, max_attempts=state.settings.max_attempts,
+            api_key_id=caller.api_key_id, request_body=caller.request_body,
+            started_at=caller.started_at)
+
     # -- run -----------------------------------------------------------------------------
     async def run_chat(self, inp: ChatInput, caller: Caller) -> ChatOutcome:
         estimate = inp.route.candidates[0].estimated_cost_usd
@@ -118,6 +135,12 @@ class RequestService:
     async def run_plan(self, inp: PlanInput, caller: Caller) -> PlanOutcome:
         estimate = inp.primary.candidates[0].estimated_cost_usd * plan_calls(inp)
         return await self._charged(caller, estimate, lambda: self.dispatcher.run_plan(inp))
+
+    async def run_embeddings(self, inp: EmbeddingsInput, caller: Caller) -> EmbeddingsOutcome:
+        """Always in-process (one short idempotent call: nothing to make durable)."""
+        estimate = inp.route.candidates[0].estimated_cost_usd
+        return await self._charged(caller, estimate,
+                                   lambda: run_embeddings(inp, self.dispatcher.local))
 
     async def stream_chat(self, inp: ChatInput, caller: Caller) -> ChatStream:
         """Open the stream (failover before the first chunk) on the in-process runtime; the

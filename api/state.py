@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.catalog import LiveCatalog
+from shared.catalog import LiveCatalog, retention_from_settings, routing_from_settings
 from shared.config import Catalog, Settings
 from shared.orchestration.records import RunSummary
 from shared.orchestration.retry import RetrySpec
 from shared.providers.base import ProviderAdapter
 from shared.providers.registry import ProviderRegistry
+from shared.routing.config import RoutingConfig
 from shared.routing.stats import HealthBook, StatsWindow
 from shared.routing.thompson import PosteriorBook
 from shared.routing.types import ModelSpec, ResolvedPolicy, RoutingContext
 from shared.store.requestlog import RequestLogWriter
+from shared.store.retention import RetentionConfig
 from shared.telemetry.metrics import Metrics
 
 DEFAULT_COOLDOWN_S = 10.0
@@ -28,7 +30,7 @@ def model_specs(catalog: Catalog) -> list[ModelSpec]:
     return [
         ModelSpec(id=m.id, provider_id=m.provider, upstream_model=m.upstream, weight=m.weight,
                   max_context_tokens=m.max_context_tokens, input_per_1k=m.input_per_1k,
-                  output_per_1k=m.output_per_1k,
+                  output_per_1k=m.output_per_1k, kind=m.kind,
                   enabled=m.enabled and (p := catalog.provider(m.provider)) is not None
                   and p.enabled)
         for m in catalog.models
@@ -57,11 +59,21 @@ class AppState:
     live: LiveCatalog | None = None
     _specs: list[ModelSpec] = field(default_factory=list)
     _aliases: dict[str, dict[str, float]] = field(default_factory=dict)
+    routing: RoutingConfig | None = None  # the live routing config (admin API); None: env
+    _policy: ResolvedPolicy | None = None
+    _weights: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.base_catalog is None:
             self.base_catalog = self.catalog
         self.set_catalog(self.catalog)
+        self.set_routing(self.routing or routing_from_settings(self.settings))
+
+    def set_routing(self, config: RoutingConfig) -> None:
+        """Swap the routing config (policy defaults, score weights): the next request uses it."""
+        self.routing = config
+        self._policy = config.policy()
+        self._weights = config.weight_table()
 
     def set_catalog(self, catalog: Catalog) -> None:
         """Swap the catalog (admin changes take effect without restart)."""
@@ -77,17 +89,23 @@ class AppState:
         return self.registry.get(provider_id)
 
     @property
+    def retention(self) -> RetentionConfig:
+        """The live retention settings (admin API), else the environment's."""
+        if self.live is not None:
+            return self.live.retention
+        return retention_from_settings(self.settings)
+
+    @property
     def default_policy(self) -> ResolvedPolicy:
-        s = self.settings
-        return ResolvedPolicy(mode=s.default_mode, max_budget_usd=s.default_max_budget_usd,
-                              max_latency_ms=s.default_max_latency_ms,
-                              min_weight=s.default_min_weight)
+        assert self._policy is not None  # set in __post_init__
+        return self._policy
 
     def routing_context(self) -> RoutingContext:
         now = time.monotonic()
         return RoutingContext(models=self._specs, now=now, stats=self.stats.snapshot(),
                               health=self.health.snapshot(now),
-                              posteriors=self.posteriors.snapshot(), aliases=self._aliases)
+                              posteriors=self.posteriors.snapshot(), aliases=self._aliases,
+                              mode_weights=self._weights)
 
     def eligible_providers(self) -> list[str]:
         """Providers that could serve a request now: some enabled model of theirs, the
@@ -116,7 +134,7 @@ class AppState:
         now = time.monotonic()
         for a in run.attempts:
             ok = a.outcome == "ok"
-            self.stats.observe(a.model, ok, a.latency_ms, now)
+            self.stats.observe(a.model, ok, a.latency_ms, now, a.output_tokens)
             if a.outcome == "rate_limited":
                 wait = a.retry_after if a.retry_after is not None else DEFAULT_COOLDOWN_S
                 self.health.cool_down(a.provider, now + wait, "rate limited (429)")

@@ -7,6 +7,11 @@ id), plus the provider keys held in the credential vault, all behind one
 ``version`` and swaps them as one on :meth:`LiveCatalog.reload`; the replaced registry stays
 open ``GRACE_S`` seconds for the requests already using its adapters, then is closed.
 
+Runtime settings ride the same mechanism: the routing config and the retention settings
+(``runtime_config`` rows, written with a version bump) are re-read on every reload into
+``routing`` and ``retention``; discovered models (shared/discovery.py) are merged under the
+file and DB definitions.
+
 Change propagation. Every admin change of the catalog (provider/model upsert or delete,
 vault key put or delete, vault initialization or rotation) bumps the one-row
 ``catalog_version`` table in the change's own transaction. The process that made the change
@@ -44,16 +49,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.config import Catalog, ProviderConfig, Settings
+from shared.config import Catalog, ModelConfig, ProviderConfig, Settings
 from shared.errors import NotFound, TokenHubError, Unauthorized, VaultLocked
 from shared.providers.base import ProviderAdapter
 from shared.providers.registry import ProviderRegistry
+from shared.routing.config import RoutingConfig, RoutingDefaults
 from shared.security.redact import SecretRegistry
 from shared.security.vault import Vault, VaultError, VaultUninitialized
 from shared.store import catalog as store_catalog
+from shared.store import runtime as store_runtime
+from shared.store.retention import RetentionConfig, TableRetention
 
 log = logging.getLogger("tokenhub.catalog")
 
@@ -62,6 +72,24 @@ FIX_WORKER = "set TOKENHUB_VAULT_PASSWORD or TOKENHUB_VAULT_PASSWORD_FILE"
 FIX_GATEWAY = ("unlock the vault (POST /admin/v1/vault/unlock) or set "
                "TOKENHUB_VAULT_PASSWORD or TOKENHUB_VAULT_PASSWORD_FILE")
 Listener = Callable[["LiveCatalog"], None]
+_Config = TypeVar("_Config", RoutingConfig, RetentionConfig)
+
+
+def routing_from_settings(settings: Settings) -> RoutingConfig:
+    """The routing config before any admin change: TOKENHUB_DEFAULT_* and SPEC §4's weights."""
+    return RoutingConfig(defaults=RoutingDefaults(
+        mode=settings.default_mode, max_budget_usd=settings.default_max_budget_usd,
+        max_latency_ms=settings.default_max_latency_ms, min_weight=settings.default_min_weight))
+
+
+def retention_from_settings(settings: Settings) -> RetentionConfig:
+    """The retention before any admin change: TOKENHUB_RETENTION_*."""
+    s = settings
+    return RetentionConfig(
+        request_log=TableRetention(days=s.retention_request_log_days,
+                                   rows=s.retention_request_log_rows),
+        rewards=TableRetention(days=s.retention_rewards_days, rows=s.retention_rewards_rows),
+        audit=TableRetention(days=s.retention_audit_days, rows=s.retention_audit_rows))
 
 
 def process_secrets(settings: Settings, catalog: Catalog) -> SecretRegistry:
@@ -98,6 +126,10 @@ class LiveCatalog:
         self.version = -1  # before the first load
         self.vault_keys: dict[str, str] = {}
         self.vault_problem: str | None = None  # why vault keys are unavailable, if known
+        # runtime settings every process agrees on (admin API, stored with the catalog)
+        self.routing = routing_from_settings(settings)
+        self.retention = retention_from_settings(settings)
+        self.discovered: dict[str, list[ModelConfig]] = {}  # provider id → models (discovery)
         self._sm = sessionmaker
         self._password = password
         self._role = role
@@ -149,7 +181,12 @@ class LiveCatalog:
         async with self._sm() as s:
             version = await store_catalog.read_version(s)  # first: a later change reloads
             providers, models, aliases = await store_catalog.load(s)
-        catalog = store_catalog.merge(self.base, providers, models, aliases)
+            stored = await store_runtime.load(s)
+        catalog = store_catalog.merge(self._base_with_discovered(), providers, models, aliases)
+        self.routing = self._stored(RoutingConfig, stored.get(store_runtime.ROUTING),
+                                    routing_from_settings(self.settings))
+        self.retention = self._stored(RetentionConfig, stored.get(store_runtime.RETENTION),
+                                      retention_from_settings(self.settings))
         keys = await self._vault_keys(catalog)
         for p in catalog.providers:  # env-held keys of DB-defined providers, for redaction
             if not p.uses_vault:
@@ -163,6 +200,40 @@ class LiveCatalog:
         task = asyncio.create_task(self._close_later(old), name="catalog-close-registry")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    def _base_with_discovered(self) -> Catalog:
+        """File/env definitions plus discovered models (a defined model wins on its id)."""
+        if not self.discovered:
+            return self.base
+        known = {m.id for m in self.base.models} | set(self.base.alias_targets())
+        extra = []
+        for models in self.discovered.values():
+            for m in models:
+                if m.id not in known:
+                    known.add(m.id)
+                    extra.append(m)
+        return self.base.model_copy(update={"models": [*self.base.models, *extra]})
+
+    async def set_discovered(self, found: dict[str, list[ModelConfig]]) -> None:
+        """Replace the discovered models of the providers in ``found`` (shared/discovery.py);
+        reload when that changes anything."""
+        merged = {**self.discovered, **found}
+        if merged == self.discovered:
+            return
+        async with self._lock:
+            self.discovered = merged
+            await self._reload()
+
+    @staticmethod
+    def _stored(kind: type[_Config], value: dict[str, object] | None, default: _Config
+                ) -> _Config:
+        if value is None:
+            return default
+        try:
+            return kind.model_validate(value)
+        except ValidationError as err:  # written by another version: keep running
+            log.error("stored %s is invalid, using the defaults: %s", kind.__name__, err)
+            return default
 
     def _registry(self, catalog: Catalog) -> ProviderRegistry:
         keys = self.vault_keys

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,7 +28,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.contracts import MODES, Mode
 from shared.errors import ConfigError
 
+# the pydantic error type of an alias named like a model (the admin API answers 409)
 ProviderType = Literal["openai", "anthropic", "vllm", "simulated"]
+ModelKind = Literal["chat", "embedding"]
 
 # Catalog ids (providers, models, aliases) travel in response headers (X-TokenHub-Model,
 # X-TokenHub-Provider), URLs of the admin API, metric labels and logs: printable ASCII
@@ -44,7 +47,8 @@ class Settings(BaseSettings):
     """Effective configuration. Every field is ``TOKENHUB_<FIELD>`` in the environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TOKENHUB_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="TOKENHUB_", env_file=".env", extra="ignore", validate_default=True,
+        populate_by_name=True,
     )
 
     env: Literal["development", "production", "test"] = "production"
@@ -75,12 +79,23 @@ class Settings(BaseSettings):
     max_messages: int = Field(default=2048, ge=1)
     max_directive_lines: int = Field(default=200, ge=1)
 
-    # Env shortcuts registering providers (SPEC §5).
-    openai_api_key: SecretStr | None = None
+    # Env shortcuts registering providers (SPEC §5). The providers' usual variable names
+    # (OPENAI_API_KEY, ANTHROPIC_API_KEY) are honoured too; TOKENHUB_* wins when both are set.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TOKENHUB_OPENAI_API_KEY", "OPENAI_API_KEY"))
     openai_base_url: str = "https://api.openai.com/v1"
-    anthropic_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TOKENHUB_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"))
     anthropic_base_url: str = "https://api.anthropic.com/v1"
     vllm_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Models of the TOKENHUB_VLLM_ENDPOINTS provider are discovered from its /v1/models at
+    # start (retried while unreachable) and every ``vllm_discovery_interval_s`` seconds.
+    vllm_discovery_interval_s: float = Field(default=60.0, gt=0)
+    vllm_model_weight: float = Field(default=5.0, ge=0, le=10)
+    vllm_context_tokens: int = Field(default=8192, gt=0)  # when the server reports none
+    vllm_input_per_1k: float = Field(default=0.0, ge=0)
+    vllm_output_per_1k: float = Field(default=0.0, ge=0)
     simulated_provider: bool | None = None  # None: on when no provider is configured
 
     # Provider HTTP.
@@ -118,6 +133,16 @@ class Settings(BaseSettings):
 
     # The live catalog (shared/catalog.py): every process polls the DB's catalog version.
     catalog_poll_s: float = Field(default=1.0, gt=0)
+
+    # Retention (shared/store/retention.py): initial values; PUT /admin/v1/retention
+    # changes them at runtime. Unset = no limit of that kind.
+    retention_request_log_days: float | None = Field(default=30, gt=0)
+    retention_request_log_rows: int | None = Field(default=None, gt=0)
+    retention_rewards_days: float | None = Field(default=90, gt=0)
+    retention_rewards_rows: int | None = Field(default=None, gt=0)
+    retention_audit_days: float | None = Field(default=365, gt=0)
+    retention_audit_rows: int | None = Field(default=None, gt=0)
+    retention_prune_interval_s: float = Field(default=300.0, gt=0)
 
     # Temporal (workflow-first execution, SPEC §2).
     temporal_enabled: bool = True
@@ -265,6 +290,9 @@ class ProviderConfig(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     anthropic_version: str = "2023-06-01"
     uses_vault: bool = False  # the key is in the credential vault (admin API)
+    # models discovered from the provider's model list at start and periodically
+    # (shared/discovery.py); on for the TOKENHUB_VLLM_ENDPOINTS provider
+    discover: bool = False
 
     @model_validator(mode="after")
     def _urls(self) -> ProviderConfig:
@@ -304,6 +332,9 @@ class ModelConfig(BaseModel):
     output_per_1k: float = Field(default=0.0, ge=0)
     enabled: bool = True
     aliases: list[CatalogId] = Field(default_factory=list)
+    # "embedding": served by POST /v1/embeddings only; chat routing never picks it (and
+    # embeddings never pick a chat model)
+    kind: ModelKind = "chat"
 
     @property
     def upstream(self) -> str:
@@ -425,7 +456,7 @@ def _env_catalog(settings: Settings) -> Catalog:
         ]
     if settings.vllm_endpoints:
         providers.append(ProviderConfig(id="vllm", type="vllm",
-                                        endpoints=settings.vllm_endpoints))
+                                        endpoints=settings.vllm_endpoints, discover=True))
     return Catalog(providers=providers, models=models)
 
 
@@ -447,8 +478,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as err:
         names = []
         for e in err.errors():
-            field = str(e["loc"][0]) if e["loc"] else "?"
-            names.append(f"TOKENHUB_{field.upper()}: {e['msg']}")
+            field = str(e["loc"][0]).upper() if e["loc"] else "?"
+            var = field if field.startswith("TOKENHUB_") else f"TOKENHUB_{field}"
+            names.append(f"{var}: {e['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(names)) from None
 
 

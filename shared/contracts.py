@@ -83,6 +83,8 @@ class Policy(BaseModel):
     max_budget_usd: float | None = Field(default=None, ge=0)
     max_latency_ms: int | None = Field(default=None, gt=0)
     min_weight: float | None = Field(default=None, ge=0, le=10)
+    min_context_size: int | None = Field(default=None, ge=0)  # smaller windows ineligible
+    allow_escalation: bool | None = None  # false: never fail over to another model
 
 
 class OutputFormat(BaseModel):
@@ -233,7 +235,7 @@ class RequestRecord(BaseModel):
 
     request_id: str
     created_at: datetime
-    kind: Literal["chat", "plan", "completions", "messages", "stream"] = "chat"
+    kind: Literal["chat", "plan", "completions", "messages", "stream", "embeddings"] = "chat"
     mode: str | None = None
     model: str | None = None
     provider: str | None = None

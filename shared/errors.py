@@ -16,6 +16,8 @@ the public error shape ``{"error": {"type", "message", "request_id"}}``::
     ├── OutputValidationFailed          422 output_validation_failed
     ├── RateLimited                     429 rate_limited        (retry_after seconds)
     ├── AllProvidersFailed              502 all_providers_failed (attempts listed)
+    ├── UpstreamFailed                  502 upstream_error (one admin call to a provider,
+    │                                       e.g. model discovery; the provider's status)
     ├── NoEligibleModel                 503 no_eligible_model    (exclusion reasons)
     ├── ServiceUnavailable              503 service_unavailable
     │   └── VaultLocked                 503 vault_locked
@@ -143,6 +145,14 @@ class AllProvidersFailed(TokenHubError):
 
     status_code = 502
     error_type = "all_providers_failed"
+
+
+class UpstreamFailed(TokenHubError):
+    """An admin operation's call to a provider failed or got an answer it cannot use
+    (model discovery); ``details["provider_status"]`` is the provider's HTTP status."""
+
+    status_code = 502
+    error_type = "upstream_error"
 
 
 class NoEligibleModel(TokenHubError):

@@ -10,8 +10,8 @@ import pytest
 
 # Settings must never pick up a developer's .env or real provider keys in tests.
 for _name in list(os.environ):
-    if _name.startswith("TOKENHUB_"):
-        del os.environ[_name]
+    if _name.startswith("TOKENHUB_") or _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        del os.environ[_name]  # the usual key names register providers too
 
 from tests.fake_provider import FakeProvider, start_in_thread  # noqa: E402
 

@@ -37,7 +37,7 @@ def _public(p: ProviderConfig, state: Any) -> dict[str, Any]:
     return data
 
 
-def _bad(err: ValidationError) -> BadRequest | Conflict:
+def bad_request(err: ValidationError) -> BadRequest | Conflict:
     """400 naming the field; 409 when the change clashes with an id already in use."""
     errors = err.errors()
     text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
@@ -45,11 +45,13 @@ def _bad(err: ValidationError) -> BadRequest | Conflict:
     return Conflict(text) if any(e["type"] == CONFLICT for e in errors) else BadRequest(text)
 
 
-def _validated(catalog: Catalog, **changes: Any) -> None:
+def validated_catalog(catalog: Catalog, **changes: Any) -> None:
+    """The catalog with ``changes`` must pass Catalog validation (shared/config.py, the
+    same checks as the file/env path): 400, or 409 when an id clashes with one in use."""
     try:
         Catalog.model_validate({**catalog.model_dump(), **changes})
     except ValidationError as err:
-        raise _bad(err) from None
+        raise bad_request(err) from None
 
 
 async def _save_provider(request: Request, state: Any, data: dict[str, Any],
@@ -62,7 +64,7 @@ async def _save_provider(request: Request, state: Any, data: dict[str, Any],
     try:
         provider = ProviderConfig.model_validate(data)
     except ValidationError as err:
-        raise _bad(err) from None
+        raise bad_request(err) from None
 
     async def op() -> None:  # key, provider and catalog version in one transaction
         async with state.sessionmaker() as s, s.begin():
@@ -139,9 +141,9 @@ async def _save_model(request: Request, state: Any, data: dict[str, Any],
     try:
         model = ModelConfig.model_validate(data)
     except ValidationError as err:
-        raise _bad(err) from None
+        raise bad_request(err) from None
     others = [m for m in state.catalog.models if m.id != model.id]
-    _validated(state.catalog, models=[*(m.model_dump() for m in others), model.model_dump()])
+    validated_catalog(state.catalog, models=[*(m.model_dump() for m in others), model.model_dump()])
 
     async def op() -> None:
         async with state.sessionmaker() as s, s.begin():
@@ -176,6 +178,8 @@ async def delete_model(model_id: str, request: Request, state: StateDep,
                        _: AdminDep) -> Response:
     if state.catalog.model(model_id) is None:
         raise NotFound(f"model {model_id!r} not found")
+    validated_catalog(state.catalog,  # e.g. an alias still naming it: refused, not a broken reload
+               models=[m.model_dump() for m in state.catalog.models if m.id != model_id])
 
     async def op() -> None:
         async with state.sessionmaker() as s, s.begin():

@@ -24,10 +24,20 @@ AdapterLookup = Callable[[str], ProviderAdapter]
 T = TypeVar("T")
 
 
+def call_timeout(call: ModelCall, configured_s: float | None) -> float | None:
+    """The provider call's timeout: the configured one, bounded by the time left in the
+    request's latency budget (``call.timeout_s``)."""
+    if call.timeout_s is None:
+        return configured_s
+    if configured_s is None:
+        return call.timeout_s
+    return min(call.timeout_s, configured_s)
+
+
 def provider_call(call: ModelCall, timeout_s: float | None = None) -> ProviderCall:
     return ProviderCall(upstream_model=call.model.upstream_model, messages=call.messages,
                         parameters=call.parameters, request_id=call.request_id,
-                        timeout_s=timeout_s)
+                        timeout_s=call_timeout(call, timeout_s))
 
 
 async def open_stream_once(adapter: ProviderAdapter, call: ModelCall, *,

@@ -95,6 +95,15 @@ def elapsed_ms(fx: Effects, start: datetime) -> float:
     return (fx.now() - start).total_seconds() * 1000
 
 
+MIN_CALL_TIMEOUT_S = 0.01
+
+
+def budget_left_s(fx: Effects, start: datetime, policy: ResolvedPolicy) -> float:
+    """Seconds left in the policy's latency budget since ``start``: the bound of the next
+    provider call's timeout (at least MIN_CALL_TIMEOUT_S)."""
+    return max((policy.max_latency_ms - elapsed_ms(fx, start)) / 1000, MIN_CALL_TIMEOUT_S)
+
+
 async def failover(fx: Effects, *, route: Route, policy: ResolvedPolicy, max_attempts: int,
                    attempts: list[Attempt], what: str,
                    attempt: Callable[[Candidate], Awaitable[T]]) -> tuple[Candidate, T]:
@@ -136,11 +145,13 @@ async def complete_with_failover(
     """One routed step: the first candidate that answers (``attempts`` is shared across
     the steps of one run)."""
     log: list[Attempt] = attempts if attempts is not None else []
+    start = fx.now()
 
     async def call(cand: Candidate) -> ModelCallResult:
         return await fx.call_model(ModelCall(request_id=request_id, model=cand.model,
                                              messages=messages, parameters=parameters,
-                                             step=step))
+                                             step=step,
+                                             timeout_s=budget_left_s(fx, start, policy)))
 
     cand, res = await failover(fx, route=route, policy=policy, max_attempts=max_attempts,
                                attempts=log, what=f"for step {step!r}", attempt=call)

@@ -7,10 +7,11 @@ activity RetryPolicy is built from, so both runtimes try a model equally often.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from shared.contracts import Executor
+from shared.contracts import Attempt, Executor
 from shared.errors import NotFound, ProviderError
 from shared.orchestration.calls import (
     AdapterLookup,
@@ -28,7 +29,8 @@ from shared.orchestration.ports import (
     RecordBatch,
 )
 from shared.orchestration.retry import RetrySpec
-from shared.providers.base import ProviderAdapter
+from shared.providers.base import EmbeddingCall, Embeddings, ProviderAdapter
+from shared.routing.types import ModelSpec
 
 Recorder = Callable[[RecordBatch], Awaitable[None]]
 
@@ -85,3 +87,30 @@ class LocalEffects:
         res.attempt.tries = tries
         res.attempt.latency_ms = round(res.attempt.latency_ms + failed_ms, 3)
         return res
+
+    async def embed(self, model: ModelSpec, call: EmbeddingCall) -> tuple[Embeddings, Attempt]:
+        """One embeddings call with the same retries as a chat call (embeddings have no
+        workflow: shared/orchestration/embeddings.py)."""
+        mc = ModelCall(request_id=call.request_id or "", model=model,
+                       messages=[{"role": "user", "content": ""}], step="embeddings")
+        adapter = self._adapter(mc)
+        timeout = min(call.timeout_s or self._retry.attempt_timeout_s,
+                      self._retry.attempt_timeout_s)
+        timed = call.model_copy(update={"timeout_s": timeout})
+
+        async def once() -> tuple[Embeddings, float]:
+            started = time.perf_counter()
+            result = await adapter.embed(timed)
+            return result, (time.perf_counter() - started) * 1000
+
+        try:
+            (result, ms), tries, failed_ms = await with_retries(self._retry, self._rng, once)
+        except RetriesExhausted as ex:
+            raise ModelCallFailed(
+                failed_attempt(mc, ex.err, tries=ex.tries, latency_ms=ex.latency_ms)) from None
+        tokens = result.usage.prompt_tokens
+        attempt = Attempt(model=model.id, provider=model.provider_id, outcome="ok", status=200,
+                          latency_ms=round(ms + failed_ms, 3), tries=tries,
+                          cost_usd=model.cost_usd(tokens, 0),
+                          input_tokens=tokens, step="embeddings")
+        return result, attempt

@@ -28,6 +28,9 @@ class ModelCall(BaseModel):
     messages: list[dict[str, Any]] = Field(min_length=1)
     parameters: dict[str, Any] = Field(default_factory=dict)
     step: str = "chat"  # readable label: chat, voter-2, critique-1, judge…
+    # the time left in the policy's latency budget when the call was made: the provider
+    # call's timeout is the smaller of this and the configured one (None: configured)
+    timeout_s: float | None = None
 
 
 class ModelCallResult(BaseModel):

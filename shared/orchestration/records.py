@@ -22,7 +22,7 @@ from shared.errors import TokenHubError
 from shared.orchestration.ports import Effects, RecordBatch
 from shared.routing.thompson import reward
 
-RequestKind = Literal["chat", "plan", "completions", "messages", "stream"]
+RequestKind = Literal["chat", "plan", "completions", "messages", "stream", "embeddings"]
 SizeBucket = Literal["small", "medium", "large"]
 
 

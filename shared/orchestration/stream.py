@@ -34,7 +34,13 @@ import orjson
 from shared.contracts import Attempt, Executor, OutputFormat, StreamChunk, Usage
 from shared.errors import AllProvidersFailed, OutputValidationFailed, ProviderError
 from shared.orchestration.calls import failed_attempt
-from shared.orchestration.chat import ChatInput, elapsed_ms, fail_run, failover
+from shared.orchestration.chat import (
+    ChatInput,
+    budget_left_s,
+    elapsed_ms,
+    fail_run,
+    failover,
+)
 from shared.orchestration.ports import ModelCall, OpenedStream, StreamingEffects
 from shared.orchestration.records import RunSummary, write_record
 from shared.routing.estimate import estimate_wire_tokens, tokens_for_chars
@@ -54,7 +60,8 @@ async def open_chat_stream(inp: ChatInput, fx: StreamingEffects) -> ChatStream:
         opened_at = fx.now()
         return await fx.open_stream(ModelCall(
             request_id=inp.request_id, model=cand.model, messages=inp.messages,
-            parameters=inp.parameters, step="stream")), opened_at
+            parameters=inp.parameters, step="stream",
+            timeout_s=budget_left_s(fx, start, inp.policy))), opened_at
 
     try:
         cand, (opened, opened_at) = await failover(

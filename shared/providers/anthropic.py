@@ -9,10 +9,17 @@ import orjson
 
 from shared.contracts import Completion, StreamChunk, Usage
 from shared.errors import ProviderError
-from shared.providers.base import ProbeResult, ProviderCall
+from shared.providers.base import (
+    DiscoveredModel,
+    EmbeddingCall,
+    Embeddings,
+    ProbeResult,
+    ProviderCall,
+)
 from shared.providers.http import (
     HttpClient,
     classify_status,
+    fetch_models,
     malformed,
     probe_models,
     upstream_text,
@@ -154,6 +161,15 @@ class AnthropicAdapter:
 
     async def probe(self) -> ProbeResult:
         return await probe_models(self._client, f"{self._base}/models", self._headers)
+
+    async def list_models(self) -> list[DiscoveredModel]:
+        """Anthropic's models list (``GET /v1/models``, first 1000; no context sizes)."""
+        return await fetch_models(self._client, f"{self._base}/models?limit=1000",
+                                  self._headers, provider_id=self.id)
+
+    async def embed(self, call: EmbeddingCall) -> Embeddings:
+        raise ProviderError(f"provider {self.id!r}: Anthropic has no embeddings API",
+                            error_class="fatal", status=400, provider_id=self.id)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from shared.contracts import Completion, StreamChunk
+from shared.contracts import Completion, StreamChunk, Usage
 
 
 class ProviderCall(BaseModel):
@@ -24,6 +24,32 @@ class ProviderCall(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)  # forwarded as-is
     request_id: str | None = None
     timeout_s: float | None = None
+
+
+class EmbeddingCall(BaseModel):
+    """One embeddings call to one upstream model (vectors come back as floats)."""
+
+    upstream_model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    dimensions: int | None = None
+    request_id: str | None = None
+    timeout_s: float | None = None
+
+
+class Embeddings(BaseModel):
+    """A provider's embeddings, in input order."""
+
+    vectors: list[list[float]]
+    usage: Usage = Field(default_factory=Usage)
+    upstream_model: str | None = None
+
+
+class DiscoveredModel(BaseModel):
+    """One model a provider lists (``GET /v1/models``)."""
+
+    id: str  # the provider's name for it (``upstream_model``)
+    max_context_tokens: int | None = None  # when the server reports one (vLLM max_model_len)
+    owned_by: str | None = None
 
 
 class ProbeResult(BaseModel):
@@ -47,8 +73,18 @@ class ProviderAdapter(Protocol):
         """One streaming attempt; the iterator raises ProviderError when it fails."""
         ...
 
+    async def embed(self, call: EmbeddingCall) -> Embeddings:
+        """One embeddings attempt; raise ProviderError when it fails (``fatal`` where the
+        provider has no embeddings API)."""
+        ...
+
     async def probe(self) -> ProbeResult:
         """A cheap health check (e.g. GET /models)."""
+        ...
+
+    async def list_models(self) -> list[DiscoveredModel]:
+        """The provider's model list; raise ProviderError (with the HTTP status, if any)
+        when it cannot be read or is not a model list."""
         ...
 
     async def aclose(self) -> None:

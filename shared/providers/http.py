@@ -35,7 +35,7 @@ import aiohttp
 import orjson
 
 from shared.errors import ProviderError
-from shared.providers.base import ProbeResult
+from shared.providers.base import DiscoveredModel, ProbeResult
 from shared.security.redact import redact
 
 _OVERFLOW_MARKERS = (
@@ -97,7 +97,8 @@ class HttpClient:
             connect = min(read, self.connect_timeout_s)
             t = aiohttp.ClientTimeout(total=None, sock_read=read, sock_connect=connect,
                                       connect=max(read, connect))
-            self._timeouts[timeout_s] = t
+            if len(self._timeouts) < 64:  # latency budgets give many values: cache a few
+                self._timeouts[timeout_s] = t
         return t
 
     async def _slot(self, model: str, provider_id: str,
@@ -272,3 +273,45 @@ async def probe_models(client: HttpClient, url: str,
     except (ValueError, KeyError, TypeError, AttributeError):
         ids = []
     return ProbeResult(ok=True, latency_ms=ms, models=ids)
+
+
+_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window", "max_context_length")
+
+
+def _context(entry: dict[str, object]) -> int | None:
+    for key in _CONTEXT_KEYS:
+        value = entry.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def parse_model_list(content: bytes, provider_id: str) -> list[DiscoveredModel]:
+    """``{"data": [{"id": ..., "max_model_len"?: ...}, ...]}`` (OpenAI, vLLM, Anthropic)."""
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise malformed(provider_id, "model list is not JSON") from None
+    entries = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise malformed(provider_id, "model list has no \"data\" array")
+    out = []
+    for e in entries:
+        if not isinstance(e, dict) or not isinstance(e.get("id"), str) or not e["id"]:
+            raise malformed(provider_id, "model list entry without an \"id\"")
+        owner = e.get("owned_by")
+        out.append(DiscoveredModel(id=e["id"], max_context_tokens=_context(e),
+                                   owned_by=owner if isinstance(owner, str) else None))
+    return out
+
+
+async def fetch_models(client: HttpClient, url: str, headers: Mapping[str, str], *,
+                       provider_id: str, timeout_s: float = 10) -> list[DiscoveredModel]:
+    """GET a model list; failures come out as classified ProviderErrors (HTTP status kept)."""
+    try:
+        resp = await client.get(url, headers, timeout_s=timeout_s)
+    except _TRANSPORT_ERRORS as exc:
+        raise classify_exception(exc, provider_id=provider_id) from None
+    if resp.status >= 400:
+        raise classify_status(resp.status, resp.text, resp.headers, provider_id=provider_id)
+    return parse_model_list(resp.content, provider_id)

@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 
 from shared.contracts import Completion, StreamChunk
 from shared.errors import ProviderError
-from shared.providers.base import ProbeResult, ProviderCall
+from shared.providers.base import (
+    DiscoveredModel,
+    EmbeddingCall,
+    Embeddings,
+    ProbeResult,
+    ProviderCall,
+)
 
 
 class KeylessAdapter:
@@ -29,6 +35,12 @@ class KeylessAdapter:
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamChunk]:
         raise self._error()
         yield  # pragma: no cover - makes this an async generator
+
+    async def embed(self, call: EmbeddingCall) -> Embeddings:
+        raise self._error()
+
+    async def list_models(self) -> list[DiscoveredModel]:
+        raise self._error()
 
     async def probe(self) -> ProbeResult:
         return ProbeResult(ok=False, latency_ms=0.0, detail=self.reason)

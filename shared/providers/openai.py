@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,10 +12,17 @@ import orjson
 
 from shared.contracts import Completion, StreamChunk, Usage
 from shared.errors import ProviderError
-from shared.providers.base import ProbeResult, ProviderCall
+from shared.providers.base import (
+    DiscoveredModel,
+    EmbeddingCall,
+    Embeddings,
+    ProbeResult,
+    ProviderCall,
+)
 from shared.providers.http import (
     HttpClient,
     classify_status,
+    fetch_models,
     malformed,
     probe_models,
     upstream_text,
@@ -42,6 +51,36 @@ def parse_completion(data: Any, provider_id: str) -> Completion:
                           upstream_model=data.get("model"), upstream_id=data.get("id"))
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise malformed(provider_id, f"unexpected completion shape ({exc})") from None
+
+
+def _vector(value: Any) -> list[float]:
+    """An embedding as floats (a float array, or OpenAI's base64 of little-endian float32)."""
+    if isinstance(value, str):
+        raw = base64.b64decode(value, validate=True)
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    if not isinstance(value, list) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in value):
+        raise TypeError("embedding is not a list of numbers")
+    return [float(x) for x in value]
+
+
+def parse_embeddings(data: Any, provider_id: str, count: int) -> Embeddings:
+    try:
+        items = sorted(data["data"], key=lambda d: int(d.get("index", 0)))
+        vectors = [_vector(d["embedding"]) for d in items]
+        if len(vectors) != count:
+            raise ValueError(f"{len(vectors)} embeddings for {count} inputs")
+        return Embeddings(vectors=vectors, usage=_usage(data.get("usage")) or Usage(),
+                          upstream_model=data.get("model"))
+    except (KeyError, TypeError, AttributeError, ValueError, struct.error) as exc:
+        raise malformed(provider_id, f"unexpected embeddings shape ({exc})") from None
+
+
+def input_count(value: str | list[str] | list[int] | list[list[int]]) -> int:
+    """How many embeddings an input asks for (a string or one token array: one)."""
+    if isinstance(value, str) or (value and isinstance(value[0], int)):
+        return 1
+    return len(value)
 
 
 class OpenAIAdapter:
@@ -136,6 +175,35 @@ class OpenAIAdapter:
 
     async def probe(self) -> ProbeResult:
         return await probe_models(self._client, f"{self._base()}/models", self._headers)
+
+    async def list_models(self) -> list[DiscoveredModel]:
+        """``GET {base}/models`` of each endpoint in turn until one answers (vLLM's entries
+        carry ``max_model_len``); the last failure if none does."""
+        last: ProviderError | None = None
+        for url in self._urls:
+            try:
+                return await fetch_models(self._client, f"{url}/models", self._headers,
+                                          provider_id=self.id)
+            except ProviderError as err:
+                last = err
+        assert last is not None  # there is always at least one URL
+        raise last
+
+    async def embed(self, call: EmbeddingCall) -> Embeddings:
+        body: dict[str, Any] = {"model": call.upstream_model, "input": call.input,
+                                "encoding_format": "float"}
+        if call.dimensions is not None:
+            body["dimensions"] = call.dimensions
+        resp = await self._client.post(f"{self._base()}/embeddings", orjson.dumps(body),
+                                       self._json_headers, provider_id=self.id,
+                                       timeout_s=call.timeout_s)
+        if resp.status >= 400:
+            raise classify_status(resp.status, resp.text, resp.headers, provider_id=self.id)
+        try:
+            data = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise malformed(self.id, "body is not JSON") from None
+        return parse_embeddings(data, self.id, input_count(call.input))
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from shared.contracts import Completion, StreamChunk, Usage
-from shared.providers.base import ProbeResult, ProviderCall
+from shared.providers.base import (
+    DiscoveredModel,
+    EmbeddingCall,
+    Embeddings,
+    ProbeResult,
+    ProviderCall,
+)
 
 
 def _last_user_text(call: ProviderCall) -> str:
@@ -57,6 +65,26 @@ class SimulatedAdapter:
         started = time.perf_counter()
         return ProbeResult(ok=True, latency_ms=(time.perf_counter() - started) * 1000,
                            detail="simulated")
+
+    async def embed(self, call: EmbeddingCall) -> Embeddings:
+        """Deterministic unit vectors from a hash of each input (8 dimensions by default)."""
+        await asyncio.sleep(self._delay)
+        inputs: list[Any] = [call.input] if isinstance(call.input, str) or (
+            call.input and isinstance(call.input[0], int)) else list(call.input)
+        dims = call.dimensions or 8
+        vectors, tokens = [], 0
+        for item in inputs:
+            text = item if isinstance(item, str) else " ".join(map(str, item))
+            tokens += max(1, math.ceil(len(text) / 4))
+            digest = hashlib.sha256(text.encode()).digest()
+            raw = [digest[i % len(digest)] - 127.5 for i in range(dims)]
+            norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+            vectors.append([x / norm for x in raw])
+        return Embeddings(vectors=vectors, usage=Usage(prompt_tokens=tokens),
+                          upstream_model=call.upstream_model)
+
+    async def list_models(self) -> list[DiscoveredModel]:
+        return []
 
     async def aclose(self) -> None:
         return None

@@ -27,8 +27,22 @@ CONTEXT_MARGIN = 1.15
 ASSUMED_OUTPUT_TOKENS = 512
 
 
+def expected_latency_ms(m: ModelSpec, ctx: RoutingContext, out_tokens: int) -> float | None:
+    """The rolling mean latency of the model's successful calls, scaled up when this request
+    expects more output tokens than those calls produced on average (never scaled down: a
+    short answer still pays the fixed part). None without observations."""
+    s = ctx.stats.get(m.id)
+    if s is None or s.latency_ms is None:
+        return None
+    if s.output_tokens and out_tokens > s.output_tokens:
+        return s.latency_ms * out_tokens / s.output_tokens
+    return s.latency_ms
+
+
 def _exclusion(m: ModelSpec, ctx: RoutingContext, policy: ResolvedPolicy, tokens: int,
-               cost: float) -> str | None:
+               cost: float, out_tokens: int, kind: str) -> str | None:
+    if m.kind != kind:
+        return f"{m.kind} model ({kind} requests use {kind} models only)"
     if not m.enabled:
         return "disabled"
     if m.weight < policy.min_weight:
@@ -36,6 +50,8 @@ def _exclusion(m: ModelSpec, ctx: RoutingContext, policy: ResolvedPolicy, tokens
     need = CONTEXT_MARGIN * tokens
     if m.max_context_tokens < need:
         return f"context {m.max_context_tokens} < 1.15 × {tokens} estimated tokens"
+    if m.max_context_tokens < policy.min_context_size:
+        return f"context {m.max_context_tokens} < min_context_size {policy.min_context_size}"
     health = ctx.health.get(m.provider_id)
     if health is not None:
         if not health.healthy:
@@ -45,12 +61,16 @@ def _exclusion(m: ModelSpec, ctx: RoutingContext, policy: ResolvedPolicy, tokens
             return f"provider {m.provider_id} cooling down for {left:.1f}s ({health.reason})"
     if cost > policy.max_budget_usd:
         return f"estimated cost ${cost:.6f} > budget ${policy.max_budget_usd:g}"
+    latency = expected_latency_ms(m, ctx, out_tokens)
+    if latency is not None and latency > policy.max_latency_ms:
+        return (f"expected latency {latency:.0f} ms (rolling mean of successful calls, for "
+                f"{out_tokens} output tokens) > max_latency_ms {policy.max_latency_ms}")
     return None
 
 
 def _scores(models: list[ModelSpec], costs: dict[str, float], ctx: RoutingContext,
             mode: str) -> dict[str, float]:
-    wc, wl, wf, ww = MODE_WEIGHTS[mode]
+    wc, wl, wf, ww = ctx.mode_weights.get(mode) or MODE_WEIGHTS[mode]
     known = [s.latency_ms for m in models if (s := ctx.stats.get(m.id)) and s.latency_ms]
     neutral = sum(known) / len(known) if known else 0.0  # unknown latency: the mean of known
     lat = {m.id: (s.latency_ms if (s := ctx.stats.get(m.id)) and s.latency_ms else neutral)
@@ -85,8 +105,9 @@ def resolve_alias(name: str | None, ctx: RoutingContext, rng: random.Random) -> 
 
 def route(*, messages: Sequence[Message], estimated_input_tokens: int, model_hint: str | None,
           policy: ResolvedPolicy, ctx: RoutingContext, max_output_tokens: int | None,
-          rng: random.Random) -> RoutingDecision:
-    """Rank the eligible models (best first) and say why the others were excluded."""
+          rng: random.Random, kind: str = "chat") -> RoutingDecision:
+    """Rank the eligible models of ``kind`` (best first) and say why the others were
+    excluded. Without ``allow_escalation`` only the top candidate is kept."""
     out_tokens = max_output_tokens or ASSUMED_OUTPUT_TOKENS
     tokens = estimated_input_tokens
     eligible: list[ModelSpec] = []
@@ -94,7 +115,7 @@ def route(*, messages: Sequence[Message], estimated_input_tokens: int, model_hin
     excluded: list[Exclusion] = []
     for m in sorted(ctx.models, key=lambda m: m.id):
         cost = m.cost_usd(tokens, out_tokens)
-        reason = _exclusion(m, ctx, policy, tokens, cost)
+        reason = _exclusion(m, ctx, policy, tokens, cost, out_tokens, kind)
         if reason is None:
             eligible.append(m)
             costs[m.id] = cost
@@ -122,17 +143,22 @@ def route(*, messages: Sequence[Message], estimated_input_tokens: int, model_hin
     top = candidates[0]
     reason = (f"{top.model.id}: {top.reason} (mode {policy.mode}, {len(candidates)} eligible, "
               f"{len(excluded)} excluded)")
+    if not policy.allow_escalation:
+        candidates = candidates[:1]
+        reason += "; allow_escalation=false: no failover to another model"
     return RoutingDecision(candidates=candidates, excluded=excluded, policy=policy,
                            estimated_input_tokens=tokens, assumed_output_tokens=out_tokens,
                            reason=reason)
 
 
-def require_candidates(decision: RoutingDecision, ctx: RoutingContext | None = None) -> None:
+def require_candidates(decision: RoutingDecision, ctx: RoutingContext | None = None,
+                       kind: str = "chat") -> None:
     """Raise the 503 that says why each model was excluded, when none is eligible — or a
     400 when the prompt is too long for every enabled model (no retry can help)."""
     if decision.candidates:
         return
-    windows = [m.max_context_tokens for m in (ctx.models if ctx else []) if m.enabled]
+    windows = [m.max_context_tokens for m in (ctx.models if ctx else [])
+               if m.enabled and m.kind == kind]
     need = CONTEXT_MARGIN * decision.estimated_input_tokens
     if windows and max(windows) < need:
         raise ContextLengthExceeded(

@@ -36,8 +36,9 @@ def resolve_policy(defaults: ResolvedPolicy, request: Policy | None,
     for layer in (request, directives):
         if layer is None:
             continue
-        for key in ("mode", "max_budget_usd", "max_latency_ms", "min_weight"):
-            value = getattr(layer, key)
+        for key in ("mode", "max_budget_usd", "max_latency_ms", "min_weight",
+                    "min_context_size", "allow_escalation"):
+            value = getattr(layer, key, None)
             if value is not None:
                 merged[key] = value
     return ResolvedPolicy.model_validate(merged)

@@ -7,32 +7,37 @@ from dataclasses import dataclass, field
 
 from shared.routing.types import ModelStats, ProviderHealth
 
+_Outcome = tuple[float, bool, float, int]  # (time, ok, latency ms, output tokens)
+
 
 @dataclass
 class _Window:
     """Outcomes plus running sums, so a snapshot costs O(1) per model (one per request)."""
 
-    outcomes: deque[tuple[float, bool, float]] = field(default_factory=lambda: deque(maxlen=200))
+    outcomes: deque[_Outcome] = field(default_factory=lambda: deque(maxlen=200))
     seed: ModelStats | None = None
     oks: int = 0
     ok_latency_sum: float = 0.0
+    ok_output_sum: float = 0.0
 
-    def push(self, item: tuple[float, bool, float]) -> None:
+    def push(self, item: _Outcome) -> None:
         if self.outcomes.maxlen is not None and len(self.outcomes) == self.outcomes.maxlen:
             self._forget(self.outcomes[0])
         self.outcomes.append(item)
         if item[1]:
             self.oks += 1
             self.ok_latency_sum += item[2]
+            self.ok_output_sum += item[3]
 
     def expire(self, cutoff: float) -> None:
         while self.outcomes and self.outcomes[0][0] < cutoff:
             self._forget(self.outcomes.popleft())
 
-    def _forget(self, item: tuple[float, bool, float]) -> None:
+    def _forget(self, item: _Outcome) -> None:
         if item[1]:
             self.oks -= 1
             self.ok_latency_sum -= item[2]
+            self.ok_output_sum -= item[3]
 
 
 class StatsWindow:
@@ -49,9 +54,10 @@ class StatsWindow:
         for model_id, s in stats.items():
             self._models.setdefault(model_id, _Window(deque(maxlen=self._size))).seed = s
 
-    def observe(self, model_id: str, ok: bool, latency_ms: float, now: float) -> None:
+    def observe(self, model_id: str, ok: bool, latency_ms: float, now: float,
+                output_tokens: int = 0) -> None:
         win = self._models.setdefault(model_id, _Window(deque(maxlen=self._size)))
-        win.push((now, ok, latency_ms))
+        win.push((now, ok, latency_ms, output_tokens))
         self._now = max(self._now, now)
 
     def snapshot(self) -> dict[str, ModelStats]:
@@ -60,14 +66,15 @@ class StatsWindow:
         for model_id, win in self._models.items():
             win.expire(cutoff)
             if not win.outcomes:
-                win.oks, win.ok_latency_sum = 0, 0.0  # no float drift carried over
+                win.oks, win.ok_latency_sum, win.ok_output_sum = 0, 0.0, 0.0  # no drift
                 if win.seed is not None:
                     out[model_id] = win.seed
                 continue
             n = len(win.outcomes)
             out[model_id] = ModelStats(
                 latency_ms=win.ok_latency_sum / win.oks if win.oks else None,
-                failure_rate=(n - win.oks) / n, samples=n)
+                failure_rate=(n - win.oks) / n, samples=n,
+                output_tokens=win.ok_output_sum / win.oks if win.oks else None)
         return out
 
 

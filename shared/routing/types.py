@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,7 @@ class ModelSpec(BaseModel):
     input_per_1k: float
     output_per_1k: float
     enabled: bool = True
+    kind: Literal["chat", "embedding"] = "chat"
 
     def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
         return input_tokens / 1000 * self.input_per_1k + output_tokens / 1000 * self.output_per_1k
@@ -32,15 +34,18 @@ class ResolvedPolicy(BaseModel):
     max_budget_usd: float = 0.05
     max_latency_ms: int = 20000
     min_weight: float = 0.0
+    min_context_size: int = 0  # models with a smaller context window are ineligible
+    allow_escalation: bool = True  # False: the top candidate only, never another model
 
 
 @dataclass(frozen=True)
 class ModelStats:
     """Rolling observed stats of one model (from the stats window, passed in)."""
 
-    latency_ms: float | None = None  # rolling mean (or EWMA) of successful calls
+    latency_ms: float | None = None  # rolling mean of successful calls
     failure_rate: float = 0.0  # 0..1
     samples: int = 0
+    output_tokens: float | None = None  # mean output tokens of those calls (latency scaling)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class RoutingContext:
     # (model id, size bucket) → posterior; buckets are "small" (<1k), "medium" (≤10k), "large"
     posteriors: dict[tuple[str, str], BetaPosterior] = field(default_factory=dict)
     aliases: dict[str, dict[str, float]] = field(default_factory=dict)
+    # mode → (cost, latency, failure, weight) score weights; modes not here use SPEC §4's
+    mode_weights: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
 class Candidate(BaseModel):

@@ -24,7 +24,8 @@ def _model(row: ModelRow) -> ModelConfig:
     return ModelConfig(id=row.id, provider=row.provider_id, upstream_model=row.upstream_model,
                        weight=row.weight, max_context_tokens=row.max_context_tokens,
                        input_per_1k=row.input_per_1k, output_per_1k=row.output_per_1k,
-                       enabled=row.enabled, aliases=list(row.aliases or []))
+                       enabled=row.enabled, aliases=list(row.aliases or []),
+                       kind=row.kind or "chat")
 
 
 VERSION_ID = 1
@@ -93,10 +94,24 @@ async def upsert_model(session: AsyncSession, *, model: ModelConfig) -> None:
     row.provider_id, row.upstream_model = model.provider, model.upstream_model
     row.weight, row.max_context_tokens = model.weight, model.max_context_tokens
     row.input_per_1k, row.output_per_1k = model.input_per_1k, model.output_per_1k
-    row.enabled, row.aliases = model.enabled, model.aliases
+    row.enabled, row.aliases, row.kind = model.enabled, model.aliases, model.kind
     await bump_version(session)
 
 
 async def delete_model(session: AsyncSession, *, model_id: str) -> None:
     await session.execute(delete(ModelRow).where(ModelRow.id == model_id))
+    await bump_version(session)
+
+
+async def upsert_alias(session: AsyncSession, *, alias: AliasConfig) -> None:
+    row = await session.get(AliasRow, alias.id)
+    if row is None:
+        session.add(AliasRow(id=alias.id, targets=dict(alias.targets)))
+    else:
+        row.targets = dict(alias.targets)
+    await bump_version(session)
+
+
+async def delete_alias(session: AsyncSession, *, alias_id: str) -> None:
+    await session.execute(delete(AliasRow).where(AliasRow.id == alias_id))
     await bump_version(session)

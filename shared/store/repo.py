@@ -40,14 +40,16 @@ async def model_stats(session: AsyncSession, *, since: datetime) -> dict[str, Mo
     ok = case((RequestLogRow.status == "ok", 1), else_=0)
     q = (select(RequestLogRow.model, func.count(),
                 func.sum(ok),
-                func.avg(case((RequestLogRow.status == "ok", RequestLogRow.latency_ms))))
+                func.avg(case((RequestLogRow.status == "ok", RequestLogRow.latency_ms))),
+                func.avg(case((RequestLogRow.status == "ok", RequestLogRow.output_tokens))))
          .where(RequestLogRow.created_at >= since, RequestLogRow.model.is_not(None))
          .group_by(RequestLogRow.model))
     out: dict[str, ModelStats] = {}
-    for model, n, oks, lat in (await session.execute(q)).all():
+    for model, n, oks, lat, outs in (await session.execute(q)).all():
         out[str(model)] = ModelStats(latency_ms=float(lat) if lat is not None else None,
                                      failure_rate=(n - (oks or 0)) / n if n else 0.0,
-                                     samples=int(n))
+                                     samples=int(n),
+                                     output_tokens=float(outs) if outs is not None else None)
     return out
 
 
@@ -61,6 +63,23 @@ async def reward_posteriors(session: AsyncSession) -> dict[tuple[str, str], Beta
         s = float(total or 0)
         out[(str(model), str(bucket))] = BetaPosterior(alpha=1 + s, beta=1 + (n - s))
     return out
+
+
+async def list_rewards(session: AsyncSession, *, limit: int = 50, before_id: int | None = None,
+                       model: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Reward rows, newest first; returns (page, cursor for the next page or None)."""
+    q = select(RewardRow).order_by(RewardRow.id.desc()).limit(limit + 1)
+    if before_id is not None:
+        q = q.where(RewardRow.id < before_id)
+    if model is not None:
+        q = q.where(RewardRow.model == model)
+    rows = list((await session.scalars(q)).all())
+    cursor = rows[limit - 1].id if len(rows) > limit else None
+    page = [{"id": r.id, "request_id": r.request_id, "created_at": r.created_at.isoformat(),
+             "model": r.model, "size_bucket": r.size_bucket, "reward": r.reward,
+             "success": r.success, "cost_usd": r.cost_usd, "latency_ms": r.latency_ms}
+            for r in rows[:limit]]
+    return page, cursor
 
 
 async def monthly_cost(session: AsyncSession, *, api_key_id: str, since: datetime) -> float:

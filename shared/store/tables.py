@@ -37,6 +37,7 @@ class ModelRow(Base):
     output_per_1k: Mapped[float] = mapped_column(Float, default=0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     aliases: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    kind: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -87,6 +88,17 @@ class RewardRow(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0)
 
+
+class RuntimeConfigRow(Base):
+    """Runtime settings every process must agree on (``routing``: routing defaults and score
+    weights; ``retention``: what the prune keeps), one JSON value per key. Written in the
+    transaction that bumps the catalog version, so they ride the catalog poll."""
+
+    __tablename__ = "runtime_config"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class CatalogVersionRow(Base):

@@ -54,6 +54,11 @@ class Metrics:
                                     registry=r, multiprocess_mode="livemin")
         self.log_dropped = Counter("tokenhub_request_log_dropped",
                                    "Request-log rows that could not be written", registry=r)
+        self.model_calls = Counter("tokenhub_model_calls",
+                                   "Provider calls per model, by outcome (ok or error class)",
+                                   ["model", "provider", "status"], registry=r)
+        self.pruned = Counter("tokenhub_pruned_rows", "Rows deleted by retention pruning",
+                              ["table"], registry=r)
         self.log_queue = Gauge("tokenhub_request_log_queue",
                                "Request-log rows waiting to be written", registry=r,
                                multiprocess_mode="livesum")
@@ -72,6 +77,7 @@ class Metrics:
         if run.failed_over:
             self.failovers.labels(run.kind).inc()
         for a in run.attempts:
+            self.model_calls.labels(a.model, a.provider, a.outcome).inc()
             if a.outcome != "ok":
                 self.provider_errors.labels(a.provider, a.outcome).inc()
             if a.cost_usd:
@@ -80,3 +86,6 @@ class Metrics:
                 self.tokens.labels(a.model, "input").inc(a.input_tokens)
             if a.output_tokens:
                 self.tokens.labels(a.model, "output").inc(a.output_tokens)
+
+    def count_pruned(self, table: str, rows: int) -> None:
+        self.pruned.labels(table).inc(rows)

@@ -26,6 +26,10 @@ class FakeProvider:
     def set_default(self, **values: Any) -> None:
         self._http.post(f"{self.base}/_control/default", json=values).raise_for_status()
 
+    def set_models(self, **spec: Any) -> None:
+        """What GET /v1/models answers: ``data=[...]``, or ``raw="...", status=...``."""
+        self._http.post(f"{self.base}/_control/models", json=spec).raise_for_status()
+
     def reset(self) -> None:
         self._http.post(f"{self.base}/_control/reset").raise_for_status()
 

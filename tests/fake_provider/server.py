@@ -18,6 +18,11 @@ killed worker's replacement):
 - OpenAI wire: a body with ``"logprobs": true`` gets ``choices[0].logprobs`` (one entry per
   whitespace-separated piece of the text, ``logprob`` -0.5, ``top_logprobs`` as many as
   ``top_logprobs`` asked for), in the JSON answer and on each stream chunk.
+- ``POST /_control/models`` ``{"data": [...]}`` sets what ``GET /v1/models`` lists (default:
+  ``fake-small`` and ``fake-large`` with vLLM's ``max_model_len``), ``{"raw": "...",
+  "status": 200}`` makes it answer that body instead (garbage, an error).
+- ``POST /v1/embeddings`` (OpenAI format; ``encoding_format`` float or base64,
+  ``dimensions``, default 16): deterministic unit vectors; scripted steps apply.
 - ``GET /_control/calls``: every call received (path, wire, model, stream, messages,
   completed once the response was fully sent) and counts per model. Auth headers are
   never stored, only whether one was present and the SHA-256 of the key it carried
@@ -27,10 +32,12 @@ killed worker's replacement):
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
 import json
 import re
+import struct
 import time
 from collections import deque
 from typing import Any
@@ -38,6 +45,9 @@ from typing import Any
 from aiohttp import web
 
 _ids = itertools.count(1)
+DEFAULT_MODELS = [
+    {"id": "fake-small", "object": "model", "owned_by": "vllm", "max_model_len": 4096},
+    {"id": "fake-large", "object": "model", "owned_by": "vllm", "max_model_len": 32768}]
 STATE: web.AppKey[State] = web.AppKey("state")
 
 
@@ -46,6 +56,7 @@ class State:
         self.reset()
 
     def reset(self) -> None:
+        self.models: dict[str, Any] = {"data": DEFAULT_MODELS}
         self.scripts: dict[str, deque[dict[str, Any]]] = {}
         self.default: dict[str, Any] = {"delay_ms": 0, "content": None}
         self.calls: list[dict[str, Any]] = []
@@ -265,8 +276,63 @@ async def _anthropic(request: web.Request) -> web.StreamResponse:
 
 
 async def _models(request: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [
-        {"id": "fake-small", "object": "model"}, {"id": "fake-large", "object": "model"}]})
+    spec = request.app[STATE].models
+    if "raw" in spec:
+        return web.Response(text=str(spec["raw"]), status=int(spec.get("status", 200)),
+                            content_type="application/json")
+    return web.json_response({"object": "list", "data": spec["data"]})
+
+
+async def _set_models(request: web.Request) -> web.Response:
+    request.app[STATE].models = await request.json()
+    return web.json_response({"ok": True})
+
+
+def _embedding(text: str, dims: int) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    raw = [digest[i % len(digest)] - 127.5 for i in range(dims)]
+    norm = sum(x * x for x in raw) ** 0.5 or 1.0
+    return [x / norm for x in raw]
+
+
+async def _embeddings(request: web.Request) -> web.Response:
+    state: State = request.app[STATE]
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "openai", "body is not JSON", "invalid_request_error")
+    model = str(body.get("model", ""))
+    raw = body.get("input")
+    inputs = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else raw
+    call = {"n": next(_ids), "path": request.path, "wire": "openai", "model": model,
+            "stream": False, "messages": [], "completed": True, "input": raw,
+            "auth": bool(request.headers.get("authorization")),
+            "auth_sha256": _key_digest(request),
+            "params": {k: v for k, v in body.items() if k not in ("input", "model")}}
+    state.calls.append(call)
+    step = state.next_step(model)
+    delay = step.get("delay_ms", state.default.get("delay_ms", 0))
+    if delay:
+        await asyncio.sleep(delay / 1000)
+    status = int(step.get("status", 200))
+    if status >= 400:
+        return _error(status, "openai", f"fake provider error {status}", "api_error",
+                      step.get("retry_after"))
+    if not inputs:
+        return _error(400, "openai", "input is empty", "invalid_request_error")
+    dims = int(body.get("dimensions") or 16)
+    data = []
+    tokens = 0
+    for i, item in enumerate(inputs):
+        text = item if isinstance(item, str) else " ".join(map(str, item))
+        tokens += len(text) // 4 + 1
+        vec = _embedding(text, dims)
+        value: Any = vec
+        if body.get("encoding_format") == "base64":
+            value = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    return web.json_response({"object": "list", "data": data, "model": model,
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
 
 async def _script(request: web.Request) -> web.Response:
@@ -300,6 +366,8 @@ def make_app() -> web.Application:
     app.router.add_post("/v1/chat/completions", _openai)
     app.router.add_post("/v1/messages", _anthropic)
     app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/embeddings", _embeddings)
+    app.router.add_post("/_control/models", _set_models)
     app.router.add_post("/_control/script", _script)
     app.router.add_post("/_control/default", _default)
     app.router.add_post("/_control/reset", _reset)
