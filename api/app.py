@@ -22,18 +22,20 @@ from api.background import routing_upkeep, vault_watch
 from api.catalog import attach, build_live_catalog, reload_catalog
 from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
-from api.embedded import start_embedded_worker
+from api.embedded import RelayWorker, start_embedded_worker
 from api.errors import install_error_handlers
 from api.gateway import Gateway
 from api.middleware import RequestContextMiddleware
-from api.routes import admin_catalog, admin_security, chat, health, openai_compat, plan
+from api.routes import admin_catalog, admin_security, chat, health, openai_compat, plan, runs
 from api.security import SecurityState, build_security
 from api.service import RequestService
 from api.state import AppState
+from api.stream_relay import DurableStreams
 from api.temporal import TemporalRunner
 from shared.catalog import process_secrets
 from shared.config import Catalog, Settings, load_catalog, load_settings
 from shared.errors import ConfigError, Unauthorized
+from shared.orchestration.handoff import Handoff
 from shared.orchestration.retry import RetrySpec
 from shared.runtime import tune_gc
 from shared.security.redact import install_redaction
@@ -73,7 +75,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     gw.dispatcher = Dispatcher(state, temporal)
     gw.service = RequestService(state, gw.dispatcher, sec.apikeys)
-    worker_task = await start_embedded_worker(state, temporal)
+    relay = None
+    if temporal is not None:
+        handoff = Handoff()
+        relay = RelayWorker(state, temporal, handoff) \
+            if settings.temporal_stream_relay == "local" else None
+        gw.dispatcher.streams = DurableStreams(state, temporal, gw.dispatcher.breaker, relay)
+    worker_task = await start_embedded_worker(
+        state, temporal, gw.dispatcher.streams.handoff if gw.dispatcher.streams else None)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
     tune_gc()
@@ -89,6 +98,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         sec.vault.lock()  # key material dropped on shutdown
         state.vault_keys.clear()
+        if relay is not None:
+            await relay.aclose()
         if worker_task is not None:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -138,7 +149,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.state.tokenhub = Gateway(settings=settings, catalog=catalog, metrics=metrics,
                                  secrets=registry)
     install_error_handlers(app)
-    for module in (chat, openai_compat, plan, health, admin_security, admin_catalog):
+    for module in (chat, openai_compat, plan, runs, health, admin_security, admin_catalog):
         app.include_router(module.router)
     _document_bodies(app)
     if settings.cors_origins:

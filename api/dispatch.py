@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.common import TypedSearchAttributes
@@ -25,6 +25,9 @@ from shared.orchestration.local import LocalEffects
 from shared.orchestration.plan import PlanInput, PlanOutcome, run_plan
 from shared.orchestration.ports import Effects, RecordBatch
 
+if TYPE_CHECKING:
+    from api.stream_relay import DurableStreams
+
 log = logging.getLogger("tokenhub.dispatch")
 
 
@@ -32,10 +35,22 @@ In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 
 
+def chat_tags(inp: ChatInput) -> tuple[TypedSearchAttributes, dict[str, Any]]:
+    """The search attributes and memo a chat (or streamed chat) run starts with."""
+    first = inp.route.candidates[0].model
+    attrs = attributes.initial(kind=inp.kind, mode=inp.policy.mode, model=first.id,
+                               provider=first.provider_id, api_key_id=inp.api_key_id)
+    memo = {"kind": inp.kind, "mode": inp.policy.mode, "messages": len(inp.messages),
+            "candidates": [c.model.id for c in inp.route.candidates[:5]],
+            "size_bucket": inp.size_bucket}
+    return attrs, memo
+
+
 class Dispatcher:
     def __init__(self, state: AppState, temporal: TemporalRunner | None = None) -> None:
         self.state = state
         self.temporal = temporal
+        self.streams: DurableStreams | None = None  # set by the lifespan (api/stream_relay.py)
         self.local = LocalEffects(adapters=lambda pid: state.registry.get(pid),
                                   recorder=self._record,
                                   retry=state.retry, rng=state.rng)
@@ -71,12 +86,7 @@ class Dispatcher:
         return await fn(inp, self.local)
 
     async def run_chat(self, inp: ChatInput) -> ChatOutcome:
-        first = inp.route.candidates[0].model
-        attrs = attributes.initial(kind=inp.kind, mode=inp.policy.mode, model=first.id,
-                                   provider=first.provider_id, api_key_id=inp.api_key_id)
-        memo = {"kind": inp.kind, "mode": inp.policy.mode, "messages": len(inp.messages),
-                "candidates": [c.model.id for c in inp.route.candidates[:5]],
-                "size_bucket": inp.size_bucket}
+        attrs, memo = chat_tags(inp)
         return await self._run(CHAT_WORKFLOW, run_chat, inp, result_type=ChatOutcome,
                                request_id=inp.request_id, attrs=attrs, memo=memo)
 

@@ -16,12 +16,14 @@ outcome and on failure on the error, so metrics and record never disagree.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
 from api.state import AppState
+from api.stream_relay import DurableStream
 from shared.contracts import ChatBody, PlanBody
 from shared.errors import TokenHubError
 from shared.orchestration.chat import ChatInput, ChatOutcome, RequestKind
@@ -109,10 +111,15 @@ class RequestService:
         estimate = inp.primary.candidates[0].estimated_cost_usd * plan_calls(inp)
         return await self._charged(caller, estimate, lambda: self.dispatcher.run_plan(inp))
 
-    async def stream_chat(self, inp: ChatInput, caller: Caller) -> ChatStream:
-        """Open the stream (failover before the first chunk) on the in-process runtime; the
-        budget is settled and the run observed when the stream ends, however it ends."""
+    async def stream_chat(self, inp: ChatInput, caller: Caller, *, include_usage: bool = True
+                          ) -> ChatStream | DurableStream:
+        """Open the stream (failover before the first chunk): on Temporal when it is up
+        (api/stream_relay.py), else on the in-process runtime; the budget is settled and
+        the run observed when the run ends, however it ends and whoever reads it."""
         budget = await self._reserve(caller, inp.route.candidates[0].estimated_cost_usd)
+        durable = await self._stream_durably(inp, budget, include_usage)
+        if durable is not None:
+            return durable
         try:
             stream = await open_chat_stream(inp, self.dispatcher.local)
         except BaseException as exc:
@@ -124,6 +131,26 @@ class RequestService:
 
         stream.on_finish.append(finished)
         return stream
+
+    async def _stream_durably(self, inp: ChatInput, budget: Budget, include_usage: bool
+                              ) -> DurableStream | None:
+        streams = self.dispatcher.streams
+        if streams is None:
+            return None
+
+        async def settle(result: asyncio.Future[ChatOutcome]) -> None:
+            try:
+                out = await result
+            except BaseException as exc:  # noqa: BLE001 - a failed run is settled on its summary
+                await self._failed(budget, exc)
+                return
+            await self._finished(budget, out.summary)
+
+        try:
+            return await streams.open(inp, include_usage=include_usage, on_result=settle)
+        except BaseException as exc:
+            await self._failed(budget, exc)
+            raise
 
     # -- bookkeeping -----------------------------------------------------------------------
     async def _charged(self, caller: Caller, estimate_usd: float,

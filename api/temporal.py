@@ -76,6 +76,14 @@ class TemporalRunner:
 
     async def run(self, workflow: str, inp: BaseModel, *, request_id: str, result_type: type[T],
                   search_attributes: TypedSearchAttributes, memo: dict[str, Any]) -> T:
+        handle = await self.start(workflow, inp, request_id=request_id, result_type=result_type,
+                                  search_attributes=search_attributes, memo=memo)
+        return await self.result(handle)
+
+    async def start(self, workflow: str, inp: BaseModel, *, request_id: str,
+                    result_type: type[T], search_attributes: TypedSearchAttributes,
+                    memo: dict[str, Any]) -> WorkflowHandle[Any, T]:
+        """Start the run (or attach to the one with this request id)."""
         client = await self.client()
         s = self._settings
         try:
@@ -94,6 +102,11 @@ class TemporalRunner:
             if exc.status in _UNAVAILABLE:
                 raise TemporalUnavailable(f"Temporal RPC failed: {exc.status.name}") from None
             raise
+        return handle
+
+    @staticmethod
+    async def result(handle: WorkflowHandle[Any, T]) -> T:
+        """The run's result, or the TokenHubError it failed with."""
         try:
             return await handle.result()
         except WorkflowFailureError as failure:

@@ -25,6 +25,7 @@ from shared.orchestration.records import (
     summarize,
 )
 from shared.orchestration.retry import RetrySpec
+from shared.orchestration.streamlog import StreamOptions
 from shared.routing.engine import escalation_order
 from shared.routing.output import strip_think, validate_json_output
 from shared.routing.types import Candidate, ResolvedPolicy
@@ -56,6 +57,8 @@ class ChatInput(BaseModel):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     api_key_id: str | None = None
     request_body: str | None = None  # only when TOKENHUB_LOG_BODIES is on
+    # set when the run streams on the workflow path (shared/orchestration/durable_stream.py)
+    stream: StreamOptions | None = None
 
     def summary(self, fx: Effects, attempts: list[Attempt], start: datetime,
                 error: TokenHubError | None = None) -> RunSummary:
