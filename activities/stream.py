@@ -20,7 +20,6 @@ process, heartbeat all along.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import time
 from datetime import timedelta
@@ -52,6 +51,14 @@ async def _heartbeat() -> None:
     while True:
         activity.heartbeat()
         await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+
+async def _flush_every(publisher: WorkflowStreamClient, every: timedelta) -> None:
+    """Publish batches (the client's own flusher is not used: its ``async with`` exit can
+    hang on Python 3.11 when a forced flush races the cancellation of its timer)."""
+    while True:
+        await asyncio.sleep(every.total_seconds())
+        await publisher.flush()
 
 
 class StreamActivities:
@@ -88,35 +95,39 @@ class StreamActivities:
         inbox = self._handoff.get(call.call.request_id) if self._handoff else None
         produced: list[str] = []
         usage: Usage | None = None
-        beat = asyncio.create_task(_heartbeat())
+        background = [asyncio.create_task(_heartbeat()),
+                      asyncio.create_task(_flush_every(publisher, self._batch))]
         if inbox is not None:
             inbox.attempt_started()
         try:
-            async with publisher:
-                try:
-                    async for chunk in adapter.stream(pcall):
-                        usage = chunk.usage or usage
-                        event = self._event(chunk, model.id, model.provider_id, offset,
-                                            "" if produced else prefilled)
-                        if event is None:
-                            continue
-                        topic.publish(event)
-                        if inbox is not None:
-                            inbox.put(offset, event)
-                        offset += 1
-                        produced.append(event.delta)
-                except ProviderError as err:
-                    tokens = None
-                    if produced or recovered:  # after the first delta: never retried here
-                        tokens = self._tokens(pcall.messages, recovered, produced, None)
-                    raise attempt_failure(err, tries=info.attempt, latency_ms=(
-                        time.perf_counter() - started) * 1000, produced=tokens) from None
+            async for chunk in adapter.stream(pcall):
+                usage = chunk.usage or usage
+                event = self._event(chunk, model.id, model.provider_id, offset,
+                                    "" if produced else prefilled)
+                if event is None:
+                    continue
+                topic.publish(event)
+                if inbox is not None:
+                    inbox.put(offset, event)
+                offset += 1
+                if not produced:  # the first delta at once (subscribers), the rest batched
+                    await publisher.flush()
+                produced.append(event.delta)
+        except ProviderError as err:
+            tokens = None
+            if "".join(produced) or recovered:  # after the first delta: never retried here
+                tokens = self._tokens(pcall.messages, recovered, produced, None)
+            raise attempt_failure(err, tries=info.attempt, latency_ms=(
+                time.perf_counter() - started) * 1000, produced=tokens) from None
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if inbox is not None:
                 inbox.attempt_ended()
+            # everything produced is in the log before the call reports (also when it was
+            # cancelled: the run is charged on it)
+            await publisher.flush()
         tokens_in, tokens_out = self._tokens(pcall.messages, recovered, produced, usage)
         text = recovered + "".join(produced)
         attempt = Attempt(

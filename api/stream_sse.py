@@ -29,12 +29,14 @@ def _with_id(offset: int, frame: bytes) -> bytes:
 
 def _end_frames(stream: DurableStream, completion_id: str, created: int, offset: int,
                 ev: StreamEvent) -> list[bytes]:
-    finished = f": tokenhub finished-by={ev.model} provider={ev.provider}\n\n".encode()
+    # in the block of the first end event, not a block of its own: after an event with an
+    # id, a comment-only block is an empty event to some clients (the openai SDK's)
+    finished = f": tokenhub finished-by={ev.model} provider={ev.provider}\n".encode()
     if ev.error is not None:
-        return [finished, _with_id(offset, _sse({"error": {
+        return [finished + _with_id(offset, _sse({"error": {
             "type": "upstream_stream_error", "message": ev.error.get("message", ""),
             "request_id": stream.request_id}}))]
-    frames = [finished]
+    frames = []
     if stream.include_usage and ev.usage is not None:
         u = ev.usage
         frames.append(_with_id(offset, _sse({
@@ -43,7 +45,7 @@ def _end_frames(stream: DurableStream, completion_id: str, created: int, offset:
             "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
                       "total_tokens": u.total_tokens}})))
     frames.append(_with_id(offset, _sse("[DONE]")))
-    return frames
+    return [finished + frames[0], *frames[1:]]
 
 
 async def durable_events(stream: DurableStream, *, first: bool = True) -> AsyncIterator[bytes]:

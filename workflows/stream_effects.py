@@ -15,6 +15,7 @@ from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelled
 from temporalio.exceptions import TimeoutError as TemporalTimeout
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from engine.failures import attempt_from_failure
@@ -27,6 +28,9 @@ with workflow.unsafe.imports_passed_through():
 # a whole answer may take long; liveness is the heartbeat's job
 STREAM_CALL_TIMEOUT = timedelta(hours=1)
 SETTLE_TIMEOUT = timedelta(seconds=2)
+# a cancelled run waits for its call to stop (at its next heartbeat) and flush what it
+# produced to the log, so the run is charged on it
+WAIT = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 
 
 class TemporalStreamEffects(TemporalEffects):
@@ -67,7 +71,8 @@ class TemporalStreamEffects(TemporalEffects):
                     STREAM_MODEL, call, result_type=StreamPiece, task_queue=self._relay_queue,
                     schedule_to_start_timeout=timedelta(seconds=opts.relay_start_timeout_s),
                     start_to_close_timeout=STREAM_CALL_TIMEOUT, heartbeat_timeout=heartbeat,
-                    retry_policy=policy, summary=f"stream (relay): {call.call.model.id}")
+                    retry_policy=policy, cancellation_type=WAIT,
+                    summary=f"stream (relay): {call.call.model.id}")
                 return piece
             except ActivityError as err:
                 if isinstance(err.cause, TemporalCancelled):
@@ -82,7 +87,8 @@ class TemporalStreamEffects(TemporalEffects):
             shared: StreamPiece = await workflow.execute_activity(
                 STREAM_MODEL, call, result_type=StreamPiece,
                 start_to_close_timeout=STREAM_CALL_TIMEOUT, heartbeat_timeout=heartbeat,
-                retry_policy=policy, summary=f"stream: {call.call.model.id}")
+                retry_policy=policy, cancellation_type=WAIT,
+                summary=f"stream: {call.call.model.id}")
         except (ActivityError, ApplicationError) as err:
             if isinstance(err, ActivityError) and isinstance(err.cause, TemporalCancelled):
                 raise asyncio.CancelledError() from None

@@ -119,6 +119,11 @@ async def _sse(request: web.Request, events: list[bytes], cut_at: int | None,
         if cut_at is not None and i >= cut_at:
             transport = request.transport
             if transport is not None:
+                for _ in range(100):  # what was written reaches the client, then the cut
+                    if not transport.get_write_buffer_size():
+                        break
+                    await asyncio.sleep(0.005)
+                await asyncio.sleep(0.01)
                 transport.abort()  # the stream is cut mid-way
             return resp
         if gap_s and i:
