@@ -78,9 +78,16 @@ class StreamActivities:
         publisher = WorkflowStreamClient.from_within_activity(batch_interval=self._batch)
         topic = publisher.topic(STREAM_TOPIC, type=StreamEvent)
         offset, prefix = call.base_offset, call.prefix
+        beat = asyncio.create_task(_heartbeat())
         if info.attempt > 1 or call.resume:  # an earlier try may have appended to the log
+            # (the query may wait for the run's workflow task to leave a dead worker's
+            # sticky queue: seconds, heartbeating meanwhile)
             client = activity.client()
-            log = await read_log(client, client.get_workflow_handle(info.workflow_id or ""))
+            try:
+                log = await read_log(client, client.get_workflow_handle(info.workflow_id or ""))
+            except BaseException:
+                beat.cancel()
+                raise
             offset, prefix = len(log), answer_of([ev for _, ev in log])[0]
         recovered = prefix[len(call.prefix):]  # appended by earlier tries of this call
         model = call.call.model
@@ -88,6 +95,7 @@ class StreamActivities:
             found = self._lookup(model.provider_id)
             adapter = await found if inspect.isawaitable(found) else found
         except NotFound as exc:
+            beat.cancel()
             raise attempt_failure(ProviderError(exc.message, error_class="fatal"),
                                   tries=info.attempt, latency_ms=0.0) from None
         pcall = continuation(provider_call(call.call, self._timeout), adapter.type, prefix)
@@ -95,8 +103,7 @@ class StreamActivities:
         inbox = self._handoff.get(call.call.request_id) if self._handoff else None
         produced: list[str] = []
         usage: Usage | None = None
-        background = [asyncio.create_task(_heartbeat()),
-                      asyncio.create_task(_flush_every(publisher, self._batch))]
+        background = [beat, asyncio.create_task(_flush_every(publisher, self._batch))]
         if inbox is not None:
             inbox.attempt_started()
         try:

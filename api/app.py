@@ -74,15 +74,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     live.start_polling()  # other processes' admin changes (TOKENHUB_CATALOG_POLL_S)
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     gw.dispatcher = Dispatcher(state, temporal)
-    gw.service = RequestService(state, gw.dispatcher, sec.apikeys)
-    relay = None
+    relay, streams = None, None
     if temporal is not None:
-        handoff = Handoff()
-        relay = RelayWorker(state, temporal, handoff) \
+        relay = RelayWorker(state, temporal, Handoff()) \
             if settings.temporal_stream_relay == "local" else None
-        gw.dispatcher.streams = DurableStreams(state, temporal, gw.dispatcher.breaker, relay)
-    worker_task = await start_embedded_worker(
-        state, temporal, gw.dispatcher.streams.handoff if gw.dispatcher.streams else None)
+        streams = DurableStreams(state, temporal, gw.dispatcher.breaker, relay)
+    gw.service = RequestService(state, gw.dispatcher, sec.apikeys, streams)
+    worker_task = await start_embedded_worker(state, temporal,
+                                              streams.handoff if streams else None)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
     tune_gc()

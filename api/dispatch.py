@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.common import TypedSearchAttributes
@@ -24,9 +24,6 @@ from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
 from shared.orchestration.local import LocalEffects
 from shared.orchestration.plan import PlanInput, PlanOutcome, run_plan
 from shared.orchestration.ports import Effects, RecordBatch
-
-if TYPE_CHECKING:
-    from api.stream_relay import DurableStreams
 
 log = logging.getLogger("tokenhub.dispatch")
 
@@ -50,7 +47,6 @@ class Dispatcher:
     def __init__(self, state: AppState, temporal: TemporalRunner | None = None) -> None:
         self.state = state
         self.temporal = temporal
-        self.streams: DurableStreams | None = None  # set by the lifespan (api/stream_relay.py)
         self.local = LocalEffects(adapters=lambda pid: state.registry.get(pid),
                                   recorder=self._record,
                                   retry=state.retry, rng=state.rng)

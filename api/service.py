@@ -23,7 +23,7 @@ from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
 from api.state import AppState
-from api.stream_relay import DurableStream
+from api.stream_relay import DurableStream, DurableStreams
 from shared.contracts import ChatBody, PlanBody
 from shared.errors import TokenHubError
 from shared.orchestration.chat import ChatInput, ChatOutcome, RequestKind
@@ -79,8 +79,10 @@ def plan_calls(inp: PlanInput) -> int:
 
 
 class RequestService:
-    def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService) -> None:
+    def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService,
+                 streams: DurableStreams | None = None) -> None:
         self.state, self.dispatcher, self._keys = state, dispatcher, keys
+        self.streams = streams  # durable streams on Temporal (None: Temporal disabled)
 
     # -- prepare: the routing decision, in the gateway, before any runtime ---------------
     def prepare_chat(self, body: ChatBody, caller: Caller, *, kind: RequestKind) -> ChatInput:
@@ -134,7 +136,7 @@ class RequestService:
 
     async def _stream_durably(self, inp: ChatInput, budget: Budget, include_usage: bool
                               ) -> DurableStream | None:
-        streams = self.dispatcher.streams
+        streams = self.streams
         if streams is None:
             return None
 

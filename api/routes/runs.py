@@ -26,7 +26,7 @@ CANCEL_SCOPES = ("chat", "plan", "runs")
 
 
 def _streams(request: Request) -> DurableStreams:
-    streams = gateway_of(request).dispatcher.streams
+    streams = gateway_of(request).service.streams
     if streams is None:
         raise NotFound("durable runs need Temporal (TOKENHUB_TEMPORAL_ENABLED)")
     return streams
