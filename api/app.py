@@ -23,7 +23,7 @@ from api.background import retention_prune, routing_upkeep, vault_watch
 from api.catalog import attach, build_live_catalog, reload_catalog
 from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
-from api.embedded import start_embedded_worker
+from api.embedded import RelayWorker, start_embedded_worker
 from api.errors import install_error_handlers
 from api.gateway import Gateway
 from api.middleware import RequestContextMiddleware
@@ -39,15 +39,18 @@ from api.routes import (
     health,
     openai_compat,
     plan,
+    runs,
 )
 from api.security import SecurityState, build_security
 from api.service import RequestService
 from api.state import AppState
+from api.stream_relay import DurableStreams
 from api.temporal import TemporalRunner
 from shared import discovery
 from shared.catalog import process_secrets
 from shared.config import Catalog, Settings, load_catalog, load_settings
 from shared.errors import ConfigError, Unauthorized
+from shared.orchestration.handoff import Handoff
 from shared.orchestration.retry import RetrySpec
 from shared.runtime import tune_gc
 from shared.security.redact import install_redaction
@@ -87,8 +90,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     discovery_task = await discovery.start(live)  # `discover` providers (vLLM env)
     temporal = TemporalRunner(settings) if settings.temporal_enabled else None
     gw.dispatcher = Dispatcher(state, temporal)
-    gw.service = RequestService(state, gw.dispatcher, sec.apikeys)
-    worker_task = await start_embedded_worker(state, temporal)
+    relay, streams = None, None
+    if temporal is not None:
+        relay = RelayWorker(state, temporal, Handoff()) \
+            if settings.temporal_stream_relay == "local" else None
+        streams = DurableStreams(state, temporal, gw.dispatcher.breaker, relay)
+    gw.service = RequestService(state, gw.dispatcher, sec.apikeys, streams)
+    worker_task = await start_embedded_worker(state, temporal,
+                                              streams.handoff if streams else None)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
     pruning = asyncio.create_task(retention_prune(state), name="retention-prune")
@@ -105,6 +114,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         sec.vault.lock()  # key material dropped on shutdown
         state.vault_keys.clear()
+        if relay is not None:
+            await relay.aclose()
         if worker_task is not None:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -161,7 +172,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_error_handlers(app)
     # admin_discovery before admin_catalog: ids may hold "/", so "/providers/{id:path}"
     # would otherwise take "/providers/x/discover" as the provider "x/discover"
-    for module in (chat, openai_compat, embeddings, plan, health, admin_security,
+    for module in (chat, openai_compat, embeddings, plan, runs, health, admin_security,
                    admin_discovery, admin_catalog, admin_aliases, admin_runtime):
         app.include_router(module.router)
     _document_bodies(app)

@@ -49,6 +49,17 @@ In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 
 
+def chat_tags(inp: ChatInput) -> tuple[TypedSearchAttributes, dict[str, Any]]:
+    """The search attributes and memo a chat (or streamed chat) run starts with."""
+    first = inp.route.candidates[0].model
+    attrs = attributes.initial(kind=inp.kind, mode=inp.policy.mode, model=first.id,
+                               provider=first.provider_id, api_key_id=inp.api_key_id)
+    memo = {"kind": inp.kind, "mode": inp.policy.mode, "messages": len(inp.messages),
+            "candidates": [c.model.id for c in inp.route.candidates[:5]],
+            "size_bucket": inp.size_bucket}
+    return attrs, memo
+
+
 class Dispatcher:
     def __init__(self, state: AppState, temporal: TemporalRunner | None = None) -> None:
         self.state = state
@@ -121,12 +132,7 @@ class Dispatcher:
             raise
 
     async def run_chat(self, inp: ChatInput) -> ChatOutcome:
-        first = inp.route.candidates[0].model
-        attrs = attributes.initial(kind=inp.kind, mode=inp.policy.mode, model=first.id,
-                                   provider=first.provider_id, api_key_id=inp.api_key_id)
-        memo = {"kind": inp.kind, "mode": inp.policy.mode, "messages": len(inp.messages),
-                "candidates": [c.model.id for c in inp.route.candidates[:5]],
-                "size_bucket": inp.size_bucket}
+        attrs, memo = chat_tags(inp)
         return await self._run(CHAT_WORKFLOW, run_chat, inp, result_type=ChatOutcome,
                                request_id=inp.request_id, kind=inp.kind, attrs=attrs,
                                memo=memo, fingerprint=inp.fingerprint)

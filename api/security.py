@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from api.state import AppState
 from shared.config import Settings
-from shared.errors import RateLimited, Unauthorized
+from shared.errors import Forbidden, RateLimited, Unauthorized
 from shared.security.apikeys import ApiKeyService, Principal
 from shared.security.audit import AuditLog
 from shared.security.ratelimit import TokenBuckets, client_ip, parse_networks
@@ -127,9 +127,10 @@ async def require_admin(request: Request) -> str:
 AdminDep = Annotated[str, Depends(require_admin)]
 
 
-async def authorize(request: Request, scope: str) -> Principal | None:
-    """Per-IP limit, then (when keys are required, or one is given) key auth, scope and
-    per-key limit. Returns the principal, or None when keys are optional and absent."""
+async def authorize(request: Request, scope: str | tuple[str, ...]) -> Principal | None:
+    """Per-IP limit, then (when keys are required, or one is given) key auth, scope (any
+    one of a tuple) and per-key limit. Returns the principal, or None when keys are
+    optional and absent."""
     sec = security_of(request)
     state: AppState = request.app.state.tokenhub.state
     try:
@@ -141,7 +142,10 @@ async def authorize(request: Request, scope: str) -> Principal | None:
     if not state.settings.api_keys_required and not (token or "").startswith("thk_"):
         return None  # keys optional: a foreign token (e.g. an SDK placeholder) is ignored
     principal = await sec.apikeys.authenticate(token)
-    sec.apikeys.require_scope(principal, scope)
+    if isinstance(scope, str):
+        sec.apikeys.require_scope(principal, scope)
+    elif not any(s in principal.scopes for s in (*scope, "admin")):
+        raise Forbidden(f"API key {principal.key_id} lacks a scope among {', '.join(scope)}")
     try:
         sec.key_limits.check(principal.key_id)
     except RateLimited:

@@ -16,6 +16,7 @@ outcome and on failure on the error, so metrics and record never disagree.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
 from api.state import AppState
+from api.stream_relay import DurableStream, DurableStreams
 from shared.contracts import ChatBody, PlanBody, Policy
 from shared.errors import TokenHubError
 from shared.limits import RequestLimits
@@ -89,11 +91,13 @@ def plan_calls(inp: PlanInput) -> int:
 
 
 class RequestService:
-    def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService) -> None:
+    def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService,
+                 streams: DurableStreams | None = None) -> None:
         self.state, self.dispatcher, self._keys = state, dispatcher, keys
         s = state.settings
         self.limits = RequestLimits(max_messages=s.max_messages,
                                     max_directive_lines=s.max_directive_lines)
+        self.streams = streams  # durable streams on Temporal (None: Temporal disabled)
 
     # -- prepare: the routing decision, in the gateway, before any runtime ---------------
     def prepare_chat(self, body: ChatBody, caller: Caller, *, kind: RequestKind) -> ChatInput:
@@ -142,13 +146,18 @@ class RequestService:
         return await self._charged(caller, estimate,
                                    lambda: run_embeddings(inp, self.dispatcher.local))
 
-    async def stream_chat(self, inp: ChatInput, caller: Caller) -> ChatStream:
-        """Open the stream (failover before the first chunk) on the in-process runtime; the
-        budget is settled and the run observed when the stream ends, however it ends."""
+    async def stream_chat(self, inp: ChatInput, caller: Caller, *, include_usage: bool = True
+                          ) -> ChatStream | DurableStream:
+        """Open the stream (failover before the first chunk): on Temporal when it is up
+        (api/stream_relay.py), else on the in-process runtime; the budget is settled and
+        the run observed when the run ends, however it ends and whoever reads it."""
         idem = self.dispatcher.idempotency
         if caller.fingerprint is not None:  # a stream is not replayed: a repeat is a 409
             await idem.claim_stream(request_id=caller.request_id, fp=caller.fingerprint)
         budget = await self._reserve(caller, inp.route.candidates[0].estimated_cost_usd)
+        durable = await self._stream_durably(inp, budget, include_usage, caller)
+        if durable is not None:
+            return durable
         try:
             stream = await open_chat_stream(inp, self.dispatcher.local)
         except BaseException as exc:
@@ -165,6 +174,32 @@ class RequestService:
         stream.on_finish.append(finished)
         stream.tasks = self.state.background  # finishing outlives a client's hang-up
         return stream
+
+    async def _stream_durably(self, inp: ChatInput, budget: Budget, include_usage: bool,
+                              caller: Caller) -> DurableStream | None:
+        streams = self.streams
+        if streams is None:
+            return None
+        idem = self.dispatcher.idempotency
+
+        async def settle(result: asyncio.Future[ChatOutcome]) -> None:
+            try:
+                out = await result
+            except BaseException as exc:  # noqa: BLE001 - a failed run is settled on its summary
+                await self._failed(budget, exc)
+                return
+            finally:
+                if caller.fingerprint is not None:
+                    await idem.finish_stream(caller.request_id)
+            await self._finished(budget, out.summary)
+
+        try:
+            return await streams.open(inp, include_usage=include_usage, on_result=settle)
+        except BaseException as exc:
+            if caller.fingerprint is not None:  # nothing was streamed: a retry may run
+                await idem.release(caller.request_id)
+            await self._failed(budget, exc)
+            raise
 
     # -- bookkeeping -----------------------------------------------------------------------
     async def _charged(self, caller: Caller, estimate_usd: float,

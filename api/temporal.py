@@ -150,6 +150,33 @@ class TemporalRunner:
             summary.replayed = True
         return out
 
+    async def start(self, workflow: str, inp: BaseModel, *, request_id: str,
+                    result_type: type[T], search_attributes: TypedSearchAttributes,
+                    memo: dict[str, Any]) -> WorkflowHandle[Any, T]:
+        """Start the run, or attach to the one with this request id (durable streams:
+        api/stream_relay.py reads the result with :meth:`result` while it relays)."""
+        client = await self.client()
+        try:
+            return await self._start(
+                client, workflow, inp, request_id=request_id, result_type=result_type,
+                search_attributes=search_attributes, memo=memo,
+                reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        except WorkflowAlreadyStartedError:  # same request id, run already closed: reuse it
+            return client.get_workflow_handle(request_id, result_type=result_type)
+
+    @staticmethod
+    async def result(handle: WorkflowHandle[Any, T]) -> T:
+        """The run's result, or the TokenHubError it failed with."""
+        try:
+            return await handle.result()
+        except WorkflowFailureError as failure:
+            raise run_error(failure) from None
+        except RPCError as exc:
+            if exc.status in _UNAVAILABLE:
+                raise TemporalUnavailable(
+                    f"lost Temporal while waiting: {exc.status.name}") from None
+            raise
+
     async def _expired(self, handle: WorkflowHandle[Any, Any], request_id: str,
                        fingerprint: str) -> bool:
         """The attached run's memo must carry this body's fingerprint (else 409). True when

@@ -40,6 +40,8 @@ class AttemptFailure(BaseModel):
     retry_after: float | None = None
     tries: int = 1
     latency_ms: float = 0.0
+    input_tokens: int = 0  # a stream cut mid-answer: what it produced (charged)
+    output_tokens: int = 0
 
 
 class RunFailure(BaseModel):
@@ -52,12 +54,19 @@ class RunFailure(BaseModel):
 
 # -- provider attempts: activity → workflow ----------------------------------------------
 
-def attempt_failure(err: ProviderError, *, tries: int, latency_ms: float) -> ApplicationError:
-    """A classified provider failure as the activity raises it (only transient retries)."""
+def attempt_failure(err: ProviderError, *, tries: int, latency_ms: float,
+                    produced: tuple[int, int] | None = None) -> ApplicationError:
+    """A classified provider failure as the activity raises it (only transient retries).
+
+    ``produced`` (input, output tokens): a stream that failed after its first delta; it is
+    never retried on the same model (the run continues the answer on the next one)."""
     info = AttemptFailure(status=err.status, retry_after=err.retry_after, tries=tries,
                           latency_ms=round(latency_ms, 3))
+    if produced is not None:
+        info.input_tokens, info.output_tokens = produced
     return ApplicationError(redact(err.message)[:MESSAGE_LIMIT], info.model_dump(),
-                            type=err.error_class, non_retryable=not err.retryable)
+                            type=err.error_class,
+                            non_retryable=not err.retryable or produced is not None)
 
 
 def _first_detail(err: ApplicationError) -> Any:
@@ -86,6 +95,7 @@ def attempt_from_failure(call: ModelCall, err: ActivityError | ApplicationError)
                    outcome=outcome,
                    status=info.status, latency_ms=info.latency_ms, tries=max(info.tries, 1),
                    message=redact(message)[:MESSAGE_LIMIT], retry_after=info.retry_after,
+                   input_tokens=info.input_tokens, output_tokens=info.output_tokens,
                    step=call.step)
 
 

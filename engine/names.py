@@ -10,6 +10,8 @@ CHAT_WORKFLOW: Final = "ChatWorkflow"
 PLAN_WORKFLOW: Final = "PlanWorkflow"
 CALL_MODEL: Final = "call_model"
 RECORD_RUN: Final = "record_run"
+STREAM_MODEL: Final = "stream_model"  # a durable stream's provider call
+STREAM_TOPIC: Final = "answer"  # the Workflow Stream topic of a stream run's events
 
 # Provider error classes the activity RetryPolicy must not retry (only "transient" is).
 NON_RETRYABLE: Final = [c for c in ERROR_CLASSES if c != "transient"]

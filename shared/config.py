@@ -170,6 +170,14 @@ class Settings(BaseSettings):
     # lint-restricted (ruff TID251) and the test suite replays every scenario's history
     # under the sandbox (tests/parity), so a violation fails CI instead of production.
     temporal_workflow_sandbox: bool = False
+    # Durable streams (README "Streaming"): "local" = the stream's provider call runs on
+    # this gateway's own task queue and hands deltas to the client in-process (the
+    # Workflow Stream, batched, is the durable record); "subscribe" = the call runs on the
+    # shared workers and the gateway relays the Workflow Stream (slower, measured in bench/).
+    temporal_stream_relay: Literal["local", "subscribe"] = "local"
+    temporal_stream_batch_ms: float = Field(default=100.0, gt=0)  # Workflow Stream batching
+    # a stream call on a dead process is retried (elsewhere) after this
+    temporal_stream_heartbeat_timeout_s: float = Field(default=2.0, gt=0)
 
     @field_validator("temporal_local_activities", mode="before")
     @classmethod

@@ -14,7 +14,9 @@ the public error shape ``{"error": {"type", "message", "request_id"}}``::
     ├── Conflict                        409 conflict
     ├── PayloadTooLarge                 413 payload_too_large
     ├── OutputValidationFailed          422 output_validation_failed
+    ├── RangeNotSatisfiable             416 range_not_satisfiable (resume past a run's end)
     ├── RateLimited                     429 rate_limited        (retry_after seconds)
+    ├── Cancelled                       499 cancelled           (a cancelled run)
     ├── AllProvidersFailed              502 all_providers_failed (attempts listed)
     ├── UpstreamFailed                  502 upstream_error (one admin call to a provider,
     │                                       e.g. model discovery; the provider's status)
@@ -138,6 +140,20 @@ class RateLimited(TokenHubError):
 
     def headers(self) -> dict[str, str]:
         return {**self.extra_headers, "Retry-After": str(max(1, int(self.retry_after + 0.999)))}
+
+
+class RangeNotSatisfiable(TokenHubError):
+    """A resume offset past the end of a finished run's stream."""
+
+    status_code = 416
+    error_type = "range_not_satisfiable"
+
+
+class Cancelled(TokenHubError):
+    """The run was cancelled (by the cancel endpoint, or a client that asked for it)."""
+
+    status_code = 499
+    error_type = "cancelled"
 
 
 class AllProvidersFailed(TokenHubError):

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from api.deps import Ctx, json_body, lean_post
 from api.responses import JSONResponse
 from api.security import stored_body
-from api.streaming import openai_events, sse_response
+from api.stream_sse import stream_response
 from shared.contracts import ChatBody, ChatResponse
 from shared.orchestration.chat import ChatOutcome
 
@@ -35,7 +35,7 @@ async def chat(request: Request, ctx: Ctx) -> Response:
     inp = ctx.service.prepare_chat(body, caller, kind="stream" if stream else "chat")
     if stream:
         opened = await ctx.service.stream_chat(inp, caller)
-        return sse_response(opened, openai_events(opened, include_usage=True))
+        return stream_response(opened, request, include_usage=True)
     outcome = await ctx.service.run_chat(inp, caller)
     resp = ChatResponse(
         request_id=outcome.request_id, negotiated_model=outcome.negotiated_model,

@@ -14,7 +14,7 @@ from api.responses import JSONResponse
 from api.routes.chat import routing_headers
 from api.schemas import ChatCompletion, ModelList
 from api.security import stored_body
-from api.streaming import openai_events, sse_response
+from api.stream_sse import stream_response
 from shared.contracts import ChatBody, ChatRequest, Message, Parameters, Policy
 from shared.orchestration.chat import ChatOutcome
 
@@ -82,8 +82,8 @@ async def chat_completions(request: Request, ctx: Ctx) -> Response:
                                    kind="stream" if body.stream else "completions")
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
-        opened = await ctx.service.stream_chat(inp, caller)
-        return sse_response(opened, openai_events(opened, include_usage=include_usage))
+        opened = await ctx.service.stream_chat(inp, caller, include_usage=include_usage)
+        return stream_response(opened, request, include_usage=include_usage)
     outcome = await ctx.service.run_chat(inp, caller)
     return JSONResponse(completion_object(outcome), headers=routing_headers(outcome))
 

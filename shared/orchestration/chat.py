@@ -25,6 +25,7 @@ from shared.orchestration.records import (
     write_record,
 )
 from shared.orchestration.retry import RetrySpec
+from shared.orchestration.streamlog import StreamOptions
 from shared.routing.engine import escalation_order
 from shared.routing.output import strip_think, validate_json_output
 from shared.routing.types import Candidate, ResolvedPolicy
@@ -58,6 +59,8 @@ class ChatInput(BaseModel):
     request_body: str | None = None  # only when TOKENHUB_LOG_BODIES is on
     started_at: datetime | None = None  # the gateway's wall clock at arrival (run latency)
     fingerprint: str | None = None  # of a client-supplied request id's body (idempotency)
+    # set when the run streams on the workflow path (shared/orchestration/durable_stream.py)
+    stream: StreamOptions | None = None
 
     def summary(self, fx: Effects, attempts: list[Attempt], start: datetime,
                 error: TokenHubError | None = None) -> RunSummary:

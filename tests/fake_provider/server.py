@@ -23,6 +23,13 @@ killed worker's replacement):
   "status": 200}`` makes it answer that body instead (garbage, an error).
 - ``POST /v1/embeddings`` (OpenAI format; ``encoding_format`` float or base64,
   ``dimensions``, default 16): deterministic unit vectors; scripted steps apply.
+  Streams: ``{"chunks": 50, "gap_ms": 10}`` splits the answer into 50 pieces sent 10 ms
+  apart (default 3, 0 ms); ``{"kind": "cut_stream", "after_chunks": 2}`` cuts the stream
+  after 2 content pieces (default: half-way). Both keys work in the default too.
+- Continuations: a request whose messages end with an assistant message (a prefill), or
+  with an assistant message and a user message asking to continue it, gets only the part
+  of its answer after that assistant text (when its answer starts with it): a model that
+  continues exactly, as Anthropic and vLLM do with a prefix. Recorded as ``prefix``.
 - ``GET /_control/calls``: every call received (path, wire, model, stream, messages,
   completed once the response was fully sent) and counts per model. Auth headers are
   never stored, only whether one was present and the SHA-256 of the key it carried
@@ -108,16 +115,37 @@ def _error(status: int, wire: str, message: str, code: str, retry_after: Any = N
     return web.json_response(body, status=status, headers=headers)
 
 
-async def _sse(request: web.Request, events: list[bytes], cut: bool,
-               pace: dict[str, Any] | None = None) -> web.StreamResponse:
+def _prefix(messages: list[dict[str, Any]]) -> str | None:
+    """The assistant text a continuation request asks to continue, if it is one."""
+    tail = messages[-2:]
+    if tail and tail[-1].get("role") == "assistant":
+        return str(tail[-1].get("content") or "")
+    if len(tail) == 2 and tail[0].get("role") == "assistant" and \
+            "Continue it exactly" in str(tail[1].get("content")):
+        return str(tail[0].get("content") or "")
+    return None
+
+
+def _pieces(text: str, n: int) -> list[str]:
+    size = max(1, len(text) // max(1, n))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+async def _sse(request: web.Request, events: list[bytes], cut_at: int | None,
+               gap_s: float = 0.0, pace: dict[str, Any] | None = None) -> web.StreamResponse:
     pace = pace or {}
     resp = web.StreamResponse(headers={"content-type": "text/event-stream",
                                        "cache-control": "no-cache"})
     await resp.prepare(request)
     for i, ev in enumerate(events):
-        if cut and i >= max(1, len(events) // 2):
+        if cut_at is not None and i >= cut_at:
             transport = request.transport
             if transport is not None:
+                for _ in range(100):  # what was written reaches the client, then the cut
+                    if not transport.get_write_buffer_size():
+                        break
+                    await asyncio.sleep(0.005)
+                await asyncio.sleep(0.01)
                 transport.abort()  # the stream is cut mid-way
             return resp
         delay = pace.get("chunk_delay_ms", 0) if i else 0
@@ -125,6 +153,8 @@ async def _sse(request: web.Request, events: list[bytes], cut: bool,
             delay += pace.get("usage_delay_ms", 0)
         if delay:
             await asyncio.sleep(delay / 1000)
+        if gap_s and i:
+            await asyncio.sleep(gap_s)
         await resp.write(ev)
     await resp.write_eof()
     return resp
@@ -142,14 +172,13 @@ def _logprobs(text: str, body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _openai_events(cid: str, model: str, text: str, usage: tuple[int, int],
-                   include_usage: bool, body: dict[str, Any]) -> list[bytes]:
+                   include_usage: bool, body: dict[str, Any], chunks: int = 3) -> list[bytes]:
     def ev(data: Any) -> bytes:
         return f"data: {json.dumps(data)}\n\n".encode()
 
     base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
             "model": model}
-    pieces = [text[i:i + max(1, len(text) // 3)] for i in range(0, len(text),
-                                                                  max(1, len(text) // 3))]
+    pieces = _pieces(text, chunks)
     out = [ev({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                     "finish_reason": None}]})]
     out += [ev({**base, "choices": [{"index": 0, "delta": {"content": p},
@@ -164,12 +193,12 @@ def _openai_events(cid: str, model: str, text: str, usage: tuple[int, int],
     return out
 
 
-def _anthropic_events(mid: str, model: str, text: str, usage: tuple[int, int]) -> list[bytes]:
+def _anthropic_events(mid: str, model: str, text: str, usage: tuple[int, int],
+                      chunks: int = 3) -> list[bytes]:
     def ev(name: str, data: Any) -> bytes:
         return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
 
-    pieces = [text[i:i + max(1, len(text) // 3)] for i in range(0, len(text),
-                                                                  max(1, len(text) // 3))]
+    pieces = _pieces(text, chunks)
     out = [ev("message_start", {"message": {
         "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": None, "usage": {"input_tokens": usage[0], "output_tokens": 1}}}),
@@ -240,14 +269,31 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
     if kind == "malformed":
         return web.Response(text='{"choices": [ {"oops"', content_type="application/json")
     text = _content(state, step, model, messages)
+    prefix = _prefix(messages)
+    if prefix is not None:
+        state.calls[-1]["prefix"] = prefix
+        for p in (prefix, prefix.rstrip()):
+            if p and text.startswith(p):
+                text = text[len(p):]
+                break
     usage = _tokens(messages, text)
-    cut = kind == "cut_stream"
-    pace = {k: step.get(k, state.default.get(k, 0))
-            for k in ("chunk_delay_ms", "usage_delay_ms")}
+    opt = {**state.default, **step}
+    chunks, gap_s = int(opt.get("chunks", 3)), float(opt.get("gap_ms", 0)) / 1000
+    pace = {k: opt.get(k, 0) for k in ("chunk_delay_ms", "usage_delay_ms")}
+    lead = 2 if wire == "anthropic" else 1  # events before the first content piece
+
+    def cut_at(events: list[bytes]) -> int | None:
+        if kind != "cut_stream":
+            return None
+        if "after_chunks" in opt:
+            return lead + int(opt["after_chunks"])
+        return max(1, len(events) // 2)
+
     if wire == "anthropic":
         mid = f"msg_fake_{next(_ids)}"
         if stream:
-            return await _sse(request, _anthropic_events(mid, model, text, usage), cut, pace)
+            events = _anthropic_events(mid, model, text, usage, chunks)
+            return await _sse(request, events, cut_at(events), gap_s, pace)
         return web.json_response({
             "id": mid, "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
@@ -256,9 +302,9 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
     cid = f"chatcmpl-fake-{next(_ids)}"
     if stream:
         include = bool((body.get("stream_options") or {}).get("include_usage")) and \
-            step.get("stream_usage", state.default.get("stream_usage", True))
-        return await _sse(request, _openai_events(cid, model, text, usage, include, body),
-                          cut, pace)
+            opt.get("stream_usage", True)
+        events = _openai_events(cid, model, text, usage, include, body, chunks)
+        return await _sse(request, events, cut_at(events), gap_s, pace)
     return web.json_response({
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
