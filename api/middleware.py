@@ -59,9 +59,9 @@ class RequestContextMiddleware:
                     rid = candidate
             elif name == b"content-length":
                 length = value
-        rid = rid or new_request_id()
         state = scope.setdefault("state", {})
         state["request_id_from_client"] = rid is not None  # idempotent retries
+        rid = rid or new_request_id()
         state["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
         limit = self.max_body_bytes

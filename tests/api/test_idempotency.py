@@ -125,3 +125,25 @@ def test_ids_are_fresh_again_after_the_window(gateway_factory: Any,
     time.sleep(0.1)
     assert _post(srv.url, rid, BODY).status_code == 200
     assert fake.count("small-up") == 2
+
+
+def test_requests_without_a_client_id_never_touch_the_idempotency_table(
+        gateway: ThreadedServer, fake: FakeProvider) -> None:
+    """Only a client-chosen X-Request-ID is a promise of idempotency; the gateway's own ids
+    cost nothing (a claim in the database per request was a 7× slowdown, caught by the
+    benchmark)."""
+    import sqlite3
+
+    from tests.api.logrows import _db_path
+
+    with httpx.Client(base_url=gateway.url, trust_env=False, timeout=30) as c:
+        for _ in range(3):
+            assert c.post("/v1/chat", json=BODY).status_code == 200
+    rid = _rid()
+    assert _post(gateway.url, rid, BODY).status_code == 200
+    con = sqlite3.connect(_db_path(gateway))
+    try:
+        ids = [r[0] for r in con.execute("SELECT request_id FROM idempotency")]
+    finally:
+        con.close()
+    assert ids == [rid]
