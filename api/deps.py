@@ -73,7 +73,7 @@ async def context(request: Request, scope: str) -> Ctx:
     principal = await authorize(request, scope)
     gw = gateway_of(request)
     return Ctx(gw.state, gw.service, str(request.state.request_id), principal,
-               route=request.url.path,
+               route=request.scope["path"],  # request.url would parse a URL object
                client_request_id=bool(getattr(request.state, "request_id_from_client", False)))
 
 

@@ -46,12 +46,12 @@ class CompletionsBody(Parameters):
         if self.max_completion_tokens and "max_tokens" not in params:
             params["max_tokens"] = self.max_completion_tokens
         hint = None if self.model == "auto" else self.model
-        return ChatBody(  # every value was validated with the body: built, not re-validated
+        return ChatBody.model_construct(  # every value was validated with the body
             request=ChatRequest.model_construct(
                 messages=self.messages, model_hint=hint,
                 parameters=Parameters.model_construct(**params), stream=self.stream,
                 estimated_input_tokens=None, meta=None),
-            policy=self.policy)
+            policy=self.policy, output_format=None)
 
 
 def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
