@@ -1,5 +1,5 @@
-"""Privacy of runs (README): with payload keys, Temporal's history holds no prompt or
-answer text — read back with a client that has no codec — yet the gateway, the codec
+"""Privacy of runs (README): with payload keys, Temporal's history of chat, plan and
+streamed runs holds no prompt or answer text — read back with a client that has no codec — yet the gateway, the codec
 server and a gateway with rotated keys read every run."""
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ async def test_history_holds_no_prompt_or_answer(start_gateway: Any, fake: FakeP
         plan = await c.post("/v1/plan", headers={"X-Request-ID": plan_id}, json={
             "request": {"messages": messages},
             "orchestration": {"mode": "vote", "voters": 2}})
+        stream_id = f"priv-stream-{uuid.uuid4().hex}"
+        stream = await c.post("/v1/chat", headers={"X-Request-ID": stream_id}, json={
+            "request": {"messages": messages, "model_hint": "small", "stream": True}})
+    assert stream.status_code == 200 and "okapi" in stream.text  # deltas reach the client
+    assert stream.headers["x-tokenhub-executor"] == "temporal"
     assert chat.status_code == 200, chat.text
     assert plan.status_code == 200, plan.text
     assert chat.json()["executor"] == plan.json()["executor"] == "temporal"
@@ -96,7 +101,7 @@ async def test_history_holds_no_prompt_or_answer(start_gateway: Any, fake: FakeP
 
     codec = EncryptionCodec(parse_payload_keys(entry, source="test"))
     plain = temporal_env.client  # the test's own client: no codec
-    for rid, kind in ((chat_id, "chat"), (plan_id, "plan")):
+    for rid, kind in ((chat_id, "chat"), (plan_id, "plan"), (stream_id, "stream")):
         history = await plain.get_workflow_handle(rid).fetch_history()
         raw = _raw(history)
         for text in (PROMPT, ANSWER, "zebra", "okapi"):
