@@ -1,6 +1,6 @@
 """Privacy of runs (README): with payload keys, Temporal's history of chat, plan and
-streamed runs holds no prompt or answer text — read back with a client that has no codec — yet the gateway, the codec
-server and a gateway with rotated keys read every run."""
+streamed runs holds no prompt or answer text — read back with a client that has no
+codec — yet the gateway, the codec server and a gateway with rotated keys read every run."""
 
 from __future__ import annotations
 
