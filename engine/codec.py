@@ -14,8 +14,8 @@ Wire format (Temporal's encryption sample's): metadata ``encoding: binary/encryp
 key id as associated data (a payload cannot be relabelled with another id). Payloads of
 another encoding pass decode untouched (runs written before the codec was on).
 
-Cost, measured on the workflow path (bench/codec_cost.py, README "Privacy of runs"):
-AES-GCM of a few KB is single-digit microseconds; a chat run encodes/decodes ~10 payloads.
+Cost (bench/codec_cost.py, README "Privacy of runs"): encoding and decoding the payloads
+of one chat run takes ~0.08 ms of CPU; end to end it is lost in the box's noise.
 """
 
 from __future__ import annotations
