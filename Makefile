@@ -21,6 +21,7 @@ dev: $(STAMP)
 ## Install everything and run lint, type checks and the whole test suite.
 test: $(STAMP)
 	@bash scripts/ensure-postgres.sh
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider

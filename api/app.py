@@ -21,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api.background import retention_prune, routing_upkeep, vault_watch
 from api.catalog import attach, build_live_catalog, reload_catalog
+from api.codec_cors import CodecCORS, codec_origins
 from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
 from api.embedded import RelayWorker, start_embedded_worker
@@ -35,6 +36,7 @@ from api.routes import (
     admin_runtime,
     admin_security,
     chat,
+    codec,
     embeddings,
     health,
     openai_compat,
@@ -46,6 +48,7 @@ from api.service import RequestService
 from api.state import AppState
 from api.stream_relay import DurableStreams
 from api.temporal import TemporalRunner
+from engine.codec import EncryptionCodec
 from shared import discovery
 from shared.catalog import process_secrets
 from shared.config import Catalog, Settings, load_catalog, load_settings
@@ -167,12 +170,14 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_redaction(registry)
     # set by `serve --workers N` (api/processes.py): metrics summed over the processes
     metrics = Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+    keys = settings.read_payload_keys()
     app.state.tokenhub = Gateway(settings=settings, catalog=catalog, metrics=metrics,
-                                 secrets=registry)
+                                 secrets=registry,
+                                 codec=EncryptionCodec(keys) if keys else None)
     install_error_handlers(app)
     # admin_discovery before admin_catalog: ids may hold "/", so "/providers/{id:path}"
     # would otherwise take "/providers/x/discover" as the provider "x/discover"
-    for module in (chat, openai_compat, embeddings, plan, runs, health, admin_security,
+    for module in (chat, openai_compat, embeddings, plan, runs, health, codec, admin_security,
                    admin_discovery, admin_catalog, admin_aliases, admin_runtime):
         app.include_router(module.router)
     _document_bodies(app)
@@ -181,7 +186,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
                            allow_headers=["authorization", "content-type", "x-request-id"],
                            expose_headers=["x-request-id", "x-tokenhub-model",
-                                           "x-tokenhub-provider", "x-tokenhub-executor"])
+                                           "x-tokenhub-provider", "x-tokenhub-executor",
+                                           "x-tokenhub-run-url"])
+    app.add_middleware(CodecCORS, origins=codec_origins(settings))  # outside the one above
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_timeout_s=settings.body_timeout_s,
                        metrics=metrics)

@@ -113,6 +113,20 @@ def worker() -> None:
     raise typer.Exit(asyncio.run(run_worker(settings, catalog)))
 
 
+@app.command("codec-key")
+def codec_key(key_id: str = typer.Option("k1", "--id", help="The key's id (in every "
+                                          "payload's metadata; a new id per rotation).")
+              ) -> None:
+    """Print a new payload key entry for TOKENHUB_TEMPORAL_PAYLOAD_KEYS (put it first to
+    rotate; keep the old entries after it so runs written with them still decode)."""
+    from shared.security.payload_keys import new_key_entry
+
+    try:
+        typer.echo(new_key_entry(key_id))
+    except ConfigError as err:
+        _fail(err)
+
+
 @app.command()
 def dev(
     port: int | None = typer.Option(None, help="Gateway port (TOKENHUB_PORT)."),

@@ -34,6 +34,7 @@ import orjson
 
 from engine import devserver
 from shared.config import Settings
+from shared.security.payload_keys import new_key_entry
 from shared.telemetry.logging import render_text
 
 BACKOFF_FIRST_S = 0.5
@@ -179,8 +180,13 @@ class DevStack:
         self.env = {**os.environ, "TOKENHUB_ENV": settings.env, "TOKENHUB_DATA_DIR": str(data),
                     "TOKENHUB_TEMPORAL_ADDRESS": f"{self.host}:{temporal_port}",
                     "TOKENHUB_TEMPORAL_UI_PORT": str(self.ui_port),
-                    "TOKENHUB_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+                    "TOKENHUB_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1",
+                    **dev_payload_keys(settings)}
         gateway_host = settings.host
+        reach = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(gateway_host,
+                                                                           gateway_host)
+        # the UI (in the browser) decrypts runs through the gateway's codec server
+        self.codec_endpoint = f"http://{reach}:{port}/codec"
         self.temporal = Child(
             "temporal", self._temporal_argv, where=f"{self.host}:{temporal_port}, "
             f"UI {settings.temporal_ui_url}",
@@ -200,7 +206,7 @@ class DevStack:
     def _temporal_argv(self) -> list[str]:
         # the same flags at every start: search attributes and dynamic config included
         return devserver.command(ip=self.host, port=self.tport, ui_port=self.ui_port,
-                                 db_file=self.db_file)
+                                 db_file=self.db_file, codec_endpoint=self.codec_endpoint)
 
     def port_problems(self) -> list[str]:
         s = self.settings
@@ -337,6 +343,23 @@ class DevStack:
                 c.proc.wait()
             if c.pump is not None:
                 c.pump.join(timeout=1.0)
+
+
+def dev_payload_keys(settings: Settings) -> dict[str, str]:
+    """Runs of `tokenhub dev` are encrypted too: without a configured key, one is generated
+    once into ``<data dir>/temporal_payload_keys`` (0600; kept, like the runs in
+    temporal.db) and handed to the worker and the gateway as TOKENHUB_TEMPORAL_PAYLOAD_KEYS_FILE."""
+    if settings.read_payload_keys() is not None:
+        return {}
+    path = settings.data_dir / "temporal_payload_keys"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(new_key_entry("dev1") + "\n")
+    return {"TOKENHUB_TEMPORAL_PAYLOAD_KEYS_FILE": str(path.resolve())}
 
 
 def _tokenhub(*args: str) -> list[str]:

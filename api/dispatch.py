@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from temporalio.common import TypedSearchAttributes
 
 from api.circuit import CircuitBreaker, CircuitState, Prober
+from api.responses import run_link
 from api.state import AppState
 from api.temporal import TemporalRunner, TemporalUnavailable
 from engine import attributes
@@ -116,6 +117,8 @@ class Dispatcher:
                 except TokenHubError as err:
                     self.breaker.success()  # the run failed, on Temporal
                     err.extra_headers.setdefault("X-TokenHub-Executor", "temporal")
+                    err.extra_headers.update(run_link(self.state.settings, request_id,
+                                                      "temporal"))
                     raise
                 else:
                     self.breaker.success()

@@ -12,6 +12,7 @@ from api.dispatch import Dispatcher
 from api.security import SecurityState
 from api.service import RequestService
 from api.state import AppState
+from engine.codec import EncryptionCodec
 from shared.config import Catalog, Settings
 from shared.security.redact import SecretRegistry
 from shared.telemetry.metrics import Metrics
@@ -24,6 +25,7 @@ class Gateway:
     service: RequestService
 
     def __init__(self, *, settings: Settings, catalog: Catalog, metrics: Metrics,
-                 secrets: SecretRegistry) -> None:
+                 secrets: SecretRegistry, codec: EncryptionCodec | None = None) -> None:
         self.settings, self.catalog, self.metrics, self.secrets = (
             settings, catalog, metrics, secrets)
+        self.codec = codec  # the codec server's (api/routes/codec.py); None: encryption off

@@ -37,6 +37,8 @@ _ROUTE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/embeddings"): {404, 502, 503},
     ("get", "/v1/runs/{request_id}/stream"): {404, 416, 503},
     ("post", "/v1/runs/{request_id}/cancel"): {404, 409, 503},
+    ("post", "/codec/decode"): {404},  # 404: payload encryption is off
+    ("post", "/codec/encode"): {404},
     ("post", "/admin/v1/providers"): {409, 503},
     ("get", "/admin/v1/providers/{provider_id}"): {404},
     ("patch", "/admin/v1/providers/{provider_id}"): {404, 409, 503},
@@ -64,7 +66,7 @@ def error_statuses(method: str, path: str, op: dict[str, Any]) -> set[int]:
         codes |= {400, 413, 415}
     if op.get("parameters"):
         codes.add(400)
-    if path.startswith("/admin/"):
+    if path.startswith(("/admin/", "/codec/")):  # the admin token
         codes |= {401, 429}
     elif path not in _UNGUARDED:
         codes |= {401, 403, 429}

@@ -101,7 +101,7 @@ def request_ip(request: Request) -> str:
     return client_ip(peer, request.headers.get("x-forwarded-for"), sec.trusted)  # type: ignore[arg-type]
 
 
-def _bearer(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
@@ -117,7 +117,7 @@ async def require_admin(request: Request) -> str:
     except RateLimited:
         request.app.state.tokenhub.metrics.rate_limited.labels("admin").inc()
         raise
-    token = _bearer(request) or ""
+    token = bearer(request) or ""
     if not hmac.compare_digest(token.encode(), sec.admin_token.encode()):
         raise Unauthorized("admin token required: Authorization: Bearer $TOKENHUB_ADMIN_TOKEN")
     request.state.actor = "admin"
@@ -138,7 +138,7 @@ async def authorize(request: Request, scope: str | tuple[str, ...]) -> Principal
     except RateLimited:
         state.metrics.rate_limited.labels("ip").inc()
         raise
-    token = _bearer(request)
+    token = bearer(request)
     if not state.settings.api_keys_required and not (token or "").startswith("thk_"):
         return None  # keys optional: a foreign token (e.g. an SDK placeholder) is ignored
     principal = await sec.apikeys.authenticate(token)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from api.responses import run_link
 from api.stream_relay import DurableStream, StreamBroken
 from api.streaming import _chunk_event, _sse, openai_events, sse_response
 from shared.contracts import StreamChunk
@@ -90,7 +91,8 @@ def durable_response(stream: DurableStream, request: Request, *,
     stream.cancel_on_disconnect = (
         request.headers.get("x-tokenhub-cancel-on-disconnect", "").lower() == "true")
     headers = {"X-TokenHub-Executor": "temporal", "Cache-Control": "no-cache",
-               "X-Accel-Buffering": "no", "X-Request-ID": stream.request_id}
+               "X-Accel-Buffering": "no", "X-Request-ID": stream.request_id,
+               **run_link(request.app.state.tokenhub.settings, stream.request_id, "temporal")}
     if stream.model_id and stream.provider_id:
         headers.update({"X-TokenHub-Model": stream.model_id,
                         "X-TokenHub-Provider": stream.provider_id})

@@ -24,6 +24,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine import attributes
 from engine.client import FAST_FAIL, connect, ensure_search_attributes
 from engine.failures import run_error
 from shared.config import Settings
@@ -91,6 +92,7 @@ class TemporalRunner:
                      memo: dict[str, Any], reuse: WorkflowIDReusePolicy
                      ) -> WorkflowHandle[Any, T]:
         s = self._settings
+        summary, details = attributes.describe(search_attributes, memo)
         try:
             return await asyncio.wait_for(client.start_workflow(
                 workflow, inp, id=request_id, task_queue=s.temporal_task_queue,
@@ -98,6 +100,7 @@ class TemporalRunner:
                 id_reuse_policy=reuse,
                 search_attributes=search_attributes if self.tagging else None, memo=memo,
                 execution_timeout=timedelta(hours=24), request_eager_start=self.eager,
+                static_summary=summary, static_details=details,
             ), s.temporal_start_timeout_s)
         except TimeoutError:
             raise TemporalUnavailable("timed out starting the workflow") from None

@@ -6,6 +6,8 @@ them (:func:`dev_server_args`), and the workflow refines them at the end
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -46,3 +48,35 @@ def initial(*, kind: str, mode: str, model: str | None, provider: str | None,
     if api_key_id:
         pairs.append(SearchAttributePair(API_KEY_ID, api_key_id))
     return TypedSearchAttributes(pairs)
+
+
+# Memo fields a run's static details may show: counts, ids and names, never message text
+# (the fingerprint is a hash of the body: it stays in the memo only).
+DETAIL_FIELDS = ("candidates", "messages", "iterations", "voters", "size_bucket",
+                 "include_usage", "batch_id")
+SUMMARY_LIMIT = 200  # the UI shows one line
+
+
+def describe(attrs: TypedSearchAttributes, memo: dict[str, Any]) -> tuple[str, str]:
+    """The run's static summary (one line for the UI's list and header) and details
+    (markdown), from what its search attributes and memo already say: kind, mode, first
+    model, API key id. Built from those only, so they can never carry message text."""
+    kind, mode, model = attrs.get(KIND), attrs.get(MODE), attrs.get(MODEL)
+    key_id = attrs.get(API_KEY_ID)
+    parts = [p for p in (kind, mode, model) if p]
+    if key_id:
+        parts.append(f"key {key_id}")
+    summary = " · ".join(parts)[:SUMMARY_LIMIT]
+    lines = [f"**kind** {kind or '-'} · **mode** {mode or '-'}"]
+    if model:
+        provider = attrs.get(PROVIDER)
+        lines.append(f"**first model** {model}" + (f" ({provider})" if provider else ""))
+    if key_id:
+        lines.append(f"**API key** {key_id}")
+    for name in DETAIL_FIELDS:
+        value = memo.get(name)
+        if value is None:
+            continue
+        shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        lines.append(f"**{name.replace('_', ' ')}** {shown}")
+    return summary, "  \n".join(lines)

@@ -12,7 +12,6 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -23,6 +22,7 @@ from temporalio.runtime import (
 from temporalio.service import RetryConfig
 
 from engine import attributes
+from engine.codec import data_converter
 from shared.config import Settings
 
 log = logging.getLogger("tokenhub.temporal")
@@ -72,8 +72,11 @@ def forward_core_logs(window_s: float = 10.0) -> None:
 
 async def connect(settings: Settings, *, timeout_s: float | None = None,
                   retry: RetryConfig | None = None) -> Client:
+    """A client with TokenHub's data converter (engine/codec.py: encrypted payloads when
+    TOKENHUB_TEMPORAL_PAYLOAD_KEYS is set); its workers inherit the converter."""
     coro = Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                          data_converter=pydantic_data_converter, retry_config=retry)
+                          data_converter=data_converter(settings.read_payload_keys()),
+                          retry_config=retry)
     return await asyncio.wait_for(coro, timeout_s or settings.temporal_connect_timeout_s)
 
 

@@ -46,10 +46,14 @@ def extra_args() -> list[str]:
 
 
 def command(*, ip: str, port: int, ui_port: int | None, db_file: Path | None,
-            log_level: str = "warn") -> list[str]:
+            log_level: str = "warn", codec_endpoint: str | None = None) -> list[str]:
+    """``codec_endpoint``: the UI decodes payloads through this codec server (the
+    gateway's ``/codec``; api/routes/codec.py)."""
     cmd = [binary(), "server", "start-dev", "--ip", ip, "--port", str(port),
            "--log-level", log_level]
     cmd += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    if ui_port and codec_endpoint:
+        cmd += ["--ui-codec-endpoint", codec_endpoint]
     if db_file is not None:
         cmd += ["--db-filename", str(db_file)]
     return cmd + extra_args()

@@ -101,6 +101,9 @@ def process_secrets(settings: Settings, catalog: Catalog) -> SecretRegistry:
         registry.add(secret.get_secret_value() if secret else None)
     for p in catalog.providers:
         registry.add(p.resolve_key())
+    payload_keys = settings.read_payload_keys()  # a ConfigError here stops the start
+    for text in payload_keys.texts() if payload_keys else ():
+        registry.add(text)
     return registry
 
 

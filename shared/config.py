@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.contracts import MODES, Mode
 from shared.errors import ConfigError
+from shared.security.payload_keys import PayloadKeys, parse_payload_keys
 
 # the pydantic error type of an alias named like a model (the admin API answers 409)
 ProviderType = Literal["openai", "anthropic", "vllm", "simulated"]
@@ -179,6 +180,22 @@ class Settings(BaseSettings):
     # a stream call on a dead process is retried (elsewhere) after this
     temporal_stream_heartbeat_timeout_s: float = Field(default=2.0, gt=0)
 
+    # Payload encryption (README "Privacy of runs", engine/codec.py): AES-256-GCM over every
+    # payload the gateway and the workers hand to Temporal (inputs, results, memos, failure
+    # messages). "<key id>:<base64 of 32 bytes>", several comma-separated: the first
+    # encrypts, all decrypt (rotation). The file form suits Docker/Kubernetes secrets.
+    temporal_payload_keys: SecretStr | None = None
+    temporal_payload_keys_file: Path | None = None
+    # refuse to start without a key (docker-compose.yml sets it: no silent clear text)
+    temporal_require_payload_keys: bool = False
+    # the codec server (/codec/decode, /codec/encode) needs the admin token (Bearer or the
+    # /codec/session cookie); unset: required except in development (`tokenhub dev`, whose
+    # UI on loopback then shows readable runs with no set-up)
+    codec_require_auth: bool | None = None
+    # X-TokenHub-Run-URL on the responses of workflow runs; unset: on when
+    # TOKENHUB_TEMPORAL_UI_URL is set explicitly, or in development
+    temporal_run_links: bool | None = None
+
     @field_validator("temporal_local_activities", mode="before")
     @classmethod
     def _local_activities_bool(cls, v: object) -> object:
@@ -214,6 +231,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_ui_url(self) -> Settings:
+        if self.temporal_run_links is None:  # a derived URL may be an internal address
+            self.temporal_run_links = bool(self.temporal_ui_url) or self.env == "development"
+        self.temporal_ui_url = self.temporal_ui_url.rstrip("/")
         if not self.temporal_ui_url:
             self.temporal_ui_url = f"http://{self.temporal_host}:{self.temporal_ui_port}"
         return self
@@ -257,6 +277,35 @@ class Settings(BaseSettings):
             raise ConfigError(f"TOKENHUB_VAULT_PASSWORD_FILE: {self.vault_password_file} "
                               "is empty")
         return value
+
+    @property
+    def codec_auth_required(self) -> bool:
+        if self.codec_require_auth is not None:
+            return self.codec_require_auth
+        return self.env != "development"
+
+    def read_payload_keys(self) -> PayloadKeys | None:
+        """TOKENHUB_TEMPORAL_PAYLOAD_KEYS, else the content of …_FILE; None when neither is
+        set (payloads then travel in clear), a ConfigError when
+        TOKENHUB_TEMPORAL_REQUIRE_PAYLOAD_KEYS asks for one."""
+        keys = self.temporal_payload_keys
+        if keys is not None and keys.get_secret_value().strip():
+            return parse_payload_keys(keys.get_secret_value(),
+                                      source="TOKENHUB_TEMPORAL_PAYLOAD_KEYS")
+        path = self.temporal_payload_keys_file
+        if path is not None:
+            source = "TOKENHUB_TEMPORAL_PAYLOAD_KEYS_FILE"
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise ConfigError(f"{source}: cannot read {path}: {exc.strerror}") from None
+            return parse_payload_keys(text, source=f"{source} ({path})")
+        if self.temporal_require_payload_keys:
+            raise ConfigError(
+                "TOKENHUB_TEMPORAL_PAYLOAD_KEYS (or _FILE) is required "
+                "(TOKENHUB_TEMPORAL_REQUIRE_PAYLOAD_KEYS): generate one with "
+                "`tokenhub codec-key`")
+        return None
 
     def masked(self) -> dict[str, Any]:
         """Settings as a dict with every secret masked (for ``tokenhub config``)."""

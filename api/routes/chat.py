@@ -6,18 +6,20 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api.deps import Ctx, json_body, lean_post
-from api.responses import JSONResponse
+from api.responses import JSONResponse, run_link
 from api.security import stored_body
 from api.stream_sse import stream_response
+from shared.config import Settings
 from shared.contracts import ChatBody, ChatResponse
 from shared.orchestration.chat import ChatOutcome
 
 router = APIRouter(tags=["chat"])
 
 
-def routing_headers(outcome: ChatOutcome) -> dict[str, str]:
+def routing_headers(outcome: ChatOutcome, settings: Settings) -> dict[str, str]:
     run = outcome.summary
     return {
+        **run_link(settings, outcome.request_id, run.executor),
         "X-TokenHub-Model": outcome.negotiated_model,
         "X-TokenHub-Provider": outcome.provider,
         "X-TokenHub-Executor": run.executor,
@@ -42,4 +44,5 @@ async def chat(request: Request, ctx: Ctx) -> Response:
         provider=outcome.provider, estimated_cost_usd=outcome.estimated_cost_usd,
         routing_reason=outcome.routing_reason, executor=outcome.summary.executor,
         attempts=outcome.attempts, response=outcome.response)
-    return JSONResponse(resp.model_dump(mode="json"), headers=routing_headers(outcome))
+    return JSONResponse(resp.model_dump(mode="json"),
+                        headers=routing_headers(outcome, ctx.state.settings))

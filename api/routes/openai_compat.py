@@ -85,7 +85,8 @@ async def chat_completions(request: Request, ctx: Ctx) -> Response:
         opened = await ctx.service.stream_chat(inp, caller, include_usage=include_usage)
         return stream_response(opened, request, include_usage=include_usage)
     outcome = await ctx.service.run_chat(inp, caller)
-    return JSONResponse(completion_object(outcome), headers=routing_headers(outcome))
+    return JSONResponse(completion_object(outcome),
+                        headers=routing_headers(outcome, ctx.state.settings))
 
 
 @router.get("/v1/models", response_model=ModelList)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api.deps import Ctx, json_body, lean_post
-from api.responses import JSONResponse
+from api.responses import JSONResponse, run_link
 from api.schemas import PlanResponse
 from api.security import stored_body
 from shared.contracts import PlanBody
@@ -33,6 +33,7 @@ async def plan(request: Request, ctx: Ctx) -> Response:
                          "completion_tokens": run.output_tokens},
                "attempts": [a.model_dump(mode="json") for a in run.attempts]}
     return JSONResponse(content, headers={
+        **run_link(ctx.state.settings, outcome.request_id, run.executor),
         "X-TokenHub-Executor": run.executor, "X-TokenHub-Model": run.model or "",
         "X-TokenHub-Provider": run.provider or "",
         "X-TokenHub-Cost-USD": f"{run.cost_usd:.8f}"})

@@ -133,3 +133,25 @@ def test_output_json_strips_colour_and_text_tags_each_line() -> None:
     text = buf.getvalue()
     assert " gateway  WARNING tokenhub.dispatch: hello request_id=req_1\n" in text
     assert "\x1b" not in text
+
+
+def test_dev_runs_are_encrypted_and_the_ui_decodes_through_the_gateway(
+        tmp_path: Path) -> None:
+    tport, uiport, port = free_port(), free_port(), free_port()
+    settings = Settings(_env_file=None, data_dir=tmp_path,  # type: ignore[call-arg]
+                        temporal_address=f"127.0.0.1:{tport}", temporal_ui_port=uiport,
+                        env="development")
+    stack = DevStack(settings, port=port, temporal_port=tport,
+                     output=Output("json", stream=io.StringIO()))
+    keyfile = Path(stack.env["TOKENHUB_TEMPORAL_PAYLOAD_KEYS_FILE"])
+    assert keyfile == (tmp_path / "temporal_payload_keys").resolve()
+    assert keyfile.stat().st_mode & 0o777 == 0o600
+    first = keyfile.read_text()
+    again = DevStack(settings, port=port, temporal_port=tport,
+                     output=Output("json", stream=io.StringIO()))
+    assert Path(again.env["TOKENHUB_TEMPORAL_PAYLOAD_KEYS_FILE"]).read_text() == first  # kept
+    argv = stack._temporal_argv()
+    assert argv[argv.index("--ui-codec-endpoint") + 1] == f"http://127.0.0.1:{port}/codec"
+    given = Settings(_env_file=None, data_dir=tmp_path / "x",  # type: ignore[call-arg]
+                     temporal_payload_keys="k:" + "A" * 43 + "=")
+    assert devstack.dev_payload_keys(given) == {}  # a configured key is used as it is
