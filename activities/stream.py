@@ -85,11 +85,17 @@ class _Delivery:
             del self._unconfirmed[:n]
 
     async def flush_every(self, every: timedelta) -> None:
-        """Publish batches (the client's own flusher is not used: its ``async with`` exit
-        can hang on Python 3.11 when a forced flush races the cancellation of its timer)."""
+        """Publish a batch every ``every``, on a fixed schedule (a flush's round trip does
+        not stretch the period, so live deltas wait at most about one interval). The
+        client's own flusher is not used: its ``async with`` exit can hang on Python 3.11
+        when a forced flush races the cancellation of its timer."""
+        loop = asyncio.get_running_loop()
+        period = every.total_seconds()
+        due = loop.time() + period
         while True:
-            await asyncio.sleep(every.total_seconds())
+            await asyncio.sleep(max(0.0, due - loop.time()))
             await self.flush()
+            due = max(due + period, loop.time())  # after a slow flush: at once, not a burst
 
 
 class StreamActivities:
