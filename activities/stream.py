@@ -65,24 +65,31 @@ class _Delivery:
     def __init__(self, publisher: WorkflowStreamClient, inbox: Inbox | None) -> None:
         self._publisher, self._inbox = publisher, inbox
         self._topic = publisher.topic(STREAM_TOPIC, type=StreamEvent)
-        self._unconfirmed: list[tuple[int, StreamEvent]] = []
+        self._unsent: list[tuple[int, StreamEvent]] = []  # not in the client's buffer yet
+        self._unconfirmed: list[tuple[int, StreamEvent]] = []  # sent, not acknowledged
         self._lock = asyncio.Lock()
 
     def publish(self, offset: int, event: StreamEvent) -> None:
-        self._topic.publish(event)
-        if self._inbox is not None:
-            self._unconfirmed.append((offset, event))
+        self._unsent.append((offset, event))
 
     async def flush(self) -> None:
-        """Send what is buffered; hand what the server acknowledged to the connection, in
-        log order (one flush at a time: the lock keeps the order)."""
+        """Send what was published so far as one batch; hand it to the connection once the
+        server acknowledged it, in log order (one flush at a time: the lock keeps the
+        order). Deltas published meanwhile wait for the next flush: they only enter the
+        client's buffer here, because its ``flush()`` returns once that buffer is empty,
+        which a steady stream on a slow server never is (every delta would then wait for
+        the end of the stream). A failed flush leaves its batch pending in the client,
+        retried first (same sequence) by the next one."""
         async with self._lock:
-            n = len(self._unconfirmed)
+            batch, self._unsent = self._unsent, []
+            for item in batch:
+                self._topic.publish(item[1])
+            self._unconfirmed += batch
             await self._publisher.flush()
+            confirmed, self._unconfirmed = self._unconfirmed, []
             if self._inbox is not None:
-                for offset, event in self._unconfirmed[:n]:
+                for offset, event in confirmed:
                     self._inbox.put(offset, event)
-            del self._unconfirmed[:n]
 
     async def flush_every(self, every: timedelta) -> None:
         """Publish a batch every ``every``, on a fixed schedule (a flush's round trip does
