@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -63,30 +64,36 @@ def cpu_s(pid: int) -> float:
 class Stream:
     ttft_ms: float
     total_ms: float
-    max_gap_ms: float
+    max_gap_ms: float  # between any two events
     ok: bool
+    answer_gap_ms: float = 0.0  # between two events of the answer (up to its finish chunk)
+    end_ms: float = 0.0  # from the finish chunk to the usage chunk (the end event)
 
 
 async def one(c: httpx.AsyncClient, url: str, body: dict[str, Any],
               headers: dict[str, str] | None = None) -> Stream:
     t0 = time.perf_counter()
-    first, last, gap, ok = None, t0, 0.0, False
+    times: list[float] = []
+    ok = False
     try:
         async with c.stream("POST", url, json=body, headers=headers or {}) as r:
             async for line in r.aiter_lines():
                 if not line.startswith("data: "):
                     continue
-                now = time.perf_counter()
-                if first is None:
-                    first = now
-                else:
-                    gap = max(gap, now - last)
-                last = now
+                times.append(time.perf_counter())
                 ok = ok or line == "data: [DONE]"
         ok = ok and r.status_code == 200
     except httpx.HTTPError:
         ok = False
-    return Stream(((first or last) - t0) * 1000, (last - t0) * 1000, gap * 1000, ok)
+    if not times:
+        return Stream(0.0, 0.0, 0.0, False)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # the last three events are the finish chunk, the usage chunk and [DONE]
+    answer = gaps[:-2] if len(gaps) > 2 else gaps
+    end = gaps[-2] if len(gaps) >= 2 else 0.0
+    return Stream((times[0] - t0) * 1000, (times[-1] - t0) * 1000,
+                  max(gaps, default=0.0) * 1000, ok, max(answer, default=0.0) * 1000,
+                  end * 1000)
 
 
 async def series(url: str, model: str, n: int, conc: int, *, warmup: bool = True
@@ -113,6 +120,9 @@ async def series(url: str, model: str, n: int, conc: int, *, warmup: bool = True
             "total_p50": pct([x.total_ms for x in out], 50),
             "total_p99": pct([x.total_ms for x in out], 99),
             "gap_p50": pct(gaps, 50), "gap_p99": pct(gaps, 99),
+            "answer_gap_p99": pct([x.answer_gap_ms for x in out], 99),
+            "end_p50": pct([x.end_ms for x in out], 50),
+            "end_p99": pct([x.end_ms for x in out], 99),
             "errors": sum(not x.ok for x in out), "load": max(load0, loadavg()),
             "other_cpu_pct": other}
 
@@ -288,13 +298,16 @@ def report(res: dict[str, Any]) -> str:
              "p50/p99 over streams. load: 1-min load average; other: CPU of processes "
              "outside the bench, in % of one core.", "",
              "| target | c | n | TTFT p50 ms | TTFT p99 ms | total p50 ms | max gap p50 ms "
-             "| max gap p99 ms | errors | load | other |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| max gap p99 ms | in the answer: max gap p99 ms | end (finish → usage) "
+             "p50 / p99 ms | errors | load | other |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['target']} | {r['c']} | {r['n']} | {_f(r['ttft_p50'])} | "
                      f"{_f(r['ttft_p99'])} | {_f(r['total_p50'])} | {_f(r['gap_p50'])} | "
-                     f"{_f(r['gap_p99'])} | {r['errors']} | {r['load']:.2f} | "
-                     f"{r['other_cpu_pct']:.0f} % |")
+                     f"{_f(r['gap_p99'])} | {_f(r.get('answer_gap_p99', float('nan')))} | "
+                     f"{_f(r.get('end_p50', float('nan')))} / "
+                     f"{_f(r.get('end_p99', float('nan')))} | {r['errors']} | "
+                     f"{r['load']:.2f} | {r['other_cpu_pct']:.0f} % |")
     by = {(r["target"], r["c"]): r for r in rows}
     lines += ["", "TTFT overhead over the local stream (target ≤ 60 ms p50, ≤ 150 ms p99 at "
               "c=1):", ""]
@@ -321,7 +334,8 @@ def report(res: dict[str, Any]) -> str:
                   "long stream (ms, by process) and cadence:", "",
                   "| batch ms | long streams | gateway | worker | dev server | total "
                   "| long max gap p99 ms | c=1 fast: TTFT p50 ms | c=1 fast: max gap p99 ms "
-                  "| load |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| c=1 fast: in the answer, max gap p99 ms | load |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for b in res["batch_curve"]:
             lg, fast = b["long"], b["fast_c1"]
             cpu = [lg[f"cpu_s_per_stream {k}"] * 1000 for k in ("gateway", "worker",
@@ -329,7 +343,8 @@ def report(res: dict[str, Any]) -> str:
             lines.append(f"| {b['batch_ms']} | {lg['n']} ({lg['errors']} errors) | "
                          f"{cpu[0]:.0f} | {cpu[1]:.0f} | {cpu[2]:.0f} | {sum(cpu):.0f} | "
                          f"{_f(lg['gap_p99'])} | {_f(fast['ttft_p50'])} | "
-                         f"{_f(fast['gap_p99'])} | {lg['load']:.2f} |")
+                         f"{_f(fast['gap_p99'])} | "
+                         f"{_f(fast.get('answer_gap_p99', float('nan')))} | {lg['load']:.2f} |")
     rs = res["resume"]
     if rs:
         lines += ["", f"Resume (`GET /v1/runs/{{id}}/stream`, `Last-Event-ID: 10`, finished "
