@@ -3,7 +3,12 @@ to the run's Workflow Stream (batched), hand them at once to a waiting client in
 process, heartbeat all along.
 
 - Runs on the task queue of the gateway holding the client's connection (the workflow
-  schedules it there), so live deltas skip Temporal: ``shared/orchestration/handoff.py``.
+  schedules it there), so live deltas skip the stream's polls: ``shared/orchestration/
+  handoff.py``. A delta is handed over once the server has acknowledged the batch that
+  carries it (**durable first**): a client never holds text the log could lose, so when
+  that gateway dies, a client resuming elsewhere with its ``Last-Event-ID`` gets exactly
+  the rest (no seam). The cost: live deltas arrive in batches (every
+  TOKENHUB_TEMPORAL_STREAM_BATCH_MS plus one signal round trip; the first at once).
   On a worker of the shared queue (that gateway died, or the gateway relays by
   subscription) there is no inbox and the deltas reach clients through the stream.
 - Heartbeats every 0.2 s (the worker throttles what it sends to the server): a dead
@@ -40,7 +45,7 @@ from shared.orchestration.durable_stream import (
     estimate_tokens,
     prompt_tokens,
 )
-from shared.orchestration.handoff import Handoff
+from shared.orchestration.handoff import Handoff, Inbox
 from shared.orchestration.streamlog import StreamCall, StreamEvent, StreamPiece
 from shared.providers.prefill import continuation, strip_restated
 
@@ -53,12 +58,51 @@ async def _heartbeat() -> None:
         await asyncio.sleep(HEARTBEAT_EVERY_S)
 
 
-async def _flush_every(publisher: WorkflowStreamClient, every: timedelta) -> None:
-    """Publish batches (the client's own flusher is not used: its ``async with`` exit can
-    hang on Python 3.11 when a forced flush races the cancellation of its timer)."""
-    while True:
-        await asyncio.sleep(every.total_seconds())
-        await publisher.flush()
+class _Delivery:
+    """Publishes the call's deltas to the log and hands each to the waiting connection
+    (``inbox``, if there is one in this process) once the server has it: durable first."""
+
+    def __init__(self, publisher: WorkflowStreamClient, inbox: Inbox | None) -> None:
+        self._publisher, self._inbox = publisher, inbox
+        self._topic = publisher.topic(STREAM_TOPIC, type=StreamEvent)
+        self._unsent: list[tuple[int, StreamEvent]] = []  # not in the client's buffer yet
+        self._unconfirmed: list[tuple[int, StreamEvent]] = []  # sent, not acknowledged
+        self._lock = asyncio.Lock()
+
+    def publish(self, offset: int, event: StreamEvent) -> None:
+        self._unsent.append((offset, event))
+
+    async def flush(self) -> None:
+        """Send what was published so far as one batch; hand it to the connection once the
+        server acknowledged it, in log order (one flush at a time: the lock keeps the
+        order). Deltas published meanwhile wait for the next flush: they only enter the
+        client's buffer here, because its ``flush()`` returns once that buffer is empty,
+        which a steady stream on a slow server never is (every delta would then wait for
+        the end of the stream). A failed flush leaves its batch pending in the client,
+        retried first (same sequence) by the next one."""
+        async with self._lock:
+            batch, self._unsent = self._unsent, []
+            for item in batch:
+                self._topic.publish(item[1])
+            self._unconfirmed += batch
+            await self._publisher.flush()
+            confirmed, self._unconfirmed = self._unconfirmed, []
+            if self._inbox is not None:
+                for offset, event in confirmed:
+                    self._inbox.put(offset, event)
+
+    async def flush_every(self, every: timedelta) -> None:
+        """Publish a batch every ``every``, on a fixed schedule (a flush's round trip does
+        not stretch the period, so live deltas wait at most about one interval). The
+        client's own flusher is not used: its ``async with`` exit can hang on Python 3.11
+        when a forced flush races the cancellation of its timer."""
+        loop = asyncio.get_running_loop()
+        period = every.total_seconds()
+        due = loop.time() + period
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            await self.flush()
+            due = max(due + period, loop.time())  # after a slow flush: at once, not a burst
 
 
 class StreamActivities:
@@ -76,7 +120,6 @@ class StreamActivities:
         info = activity.info()
         started = time.perf_counter()
         publisher = WorkflowStreamClient.from_within_activity(batch_interval=self._batch)
-        topic = publisher.topic(STREAM_TOPIC, type=StreamEvent)
         offset, prefix = call.base_offset, call.prefix
         beat = asyncio.create_task(_heartbeat())
         if info.attempt > 1 or call.resume:  # an earlier try may have appended to the log
@@ -101,9 +144,10 @@ class StreamActivities:
         pcall = continuation(provider_call(call.call, self._timeout), adapter.type, prefix)
         prefilled = prefix if adapter.type == "anthropic" else ""  # its seam may restate
         inbox = self._handoff.get(call.call.request_id) if self._handoff else None
+        delivery = _Delivery(publisher, inbox)
         produced: list[str] = []
         usage: Usage | None = None
-        background = [beat, asyncio.create_task(_flush_every(publisher, self._batch))]
+        background = [beat, asyncio.create_task(delivery.flush_every(self._batch))]
         if inbox is not None:
             inbox.attempt_started()
         try:
@@ -113,12 +157,10 @@ class StreamActivities:
                                     "" if produced else prefilled)
                 if event is None:
                     continue
-                topic.publish(event)
-                if inbox is not None:
-                    inbox.put(offset, event)
+                delivery.publish(offset, event)
                 offset += 1
-                if not produced:  # the first delta at once (subscribers), the rest batched
-                    await publisher.flush()
+                if not produced:  # the first delta at once, the rest batched
+                    await delivery.flush()
                 produced.append(event.delta)
         except ProviderError as err:
             tokens = None
@@ -130,11 +172,13 @@ class StreamActivities:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            if inbox is not None:
-                inbox.attempt_ended()
             # everything produced is in the log before the call reports (also when it was
-            # cancelled: the run is charged on it)
-            await publisher.flush()
+            # cancelled: the run is charged on it), and handed to the connection
+            try:
+                await delivery.flush()
+            finally:
+                if inbox is not None:
+                    inbox.attempt_ended()
         tokens_in, tokens_out = self._tokens(pcall.messages, recovered, produced, usage)
         text = recovered + "".join(produced)
         attempt = Attempt(

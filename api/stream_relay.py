@@ -94,6 +94,11 @@ class Relay:
             if offset == ATTEMPT_CHANGED:
                 if self._inbox is not None and self._inbox.active > 0:
                     self._unfollow()  # a call streams into the inbox again
+                elif self._follower is None:
+                    # the call ended (its deltas all came through the inbox): what comes
+                    # next — the end event, or a continuation elsewhere — is read from the
+                    # stream at once, without waiting for the run's result
+                    self._follow()
             elif offset == CLOSED:
                 self._closed = True
             elif offset == FOLLOW_END:

@@ -7,6 +7,7 @@ PID (also on Ctrl-C, SIGTERM or an error), and writes bench/results/<date>.md (+
 
     python -m bench --quick                       # ~2 s per point, every target
     python -m bench --targets direct,litellm      # 10 s per point, two targets
+    python -m bench --only-streams                # durable streams (bench/streams.py)
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quiet-wait", type=float, default=20,
                     help="before each point, wait up to this many seconds for other "
                     "processes to use ≤ 25 %% of a core (0: don't wait)")
+    ap.add_argument("--streams", action="store_true",
+                    help="also run the durable-streams benchmark (bench/streams.py: TTFT, "
+                    "cadence, 40 long streams, batch interval vs CPU, resume) → "
+                    "bench/results/streams.md")
+    ap.add_argument("--only-streams", action="store_true",
+                    help="run only the durable-streams benchmark")
     ap.add_argument("--out", type=Path, default=None,
                     help="results stem (default bench/results/<YYYY-MM-DD>)")
     args = ap.parse_args(argv)
@@ -169,10 +176,25 @@ class Run:
             self.with_target("tokenhub-local", 1, self.soak)
 
 
+def run_streams(args: argparse.Namespace) -> None:
+    from bench import streams
+
+    _log("durable streams (bench/streams.py)")
+    if args.quiet_wait > 0:
+        wait_quiet(QUIET_PCT, args.quiet_wait)
+    print(streams.run(quick=args.quick))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_cleanup()
     prune_work()
+    if args.only_streams:
+        try:
+            run_streams(args)
+        finally:
+            stop_all()
+        return 0
     run = Run(args)
     done = False
     try:
@@ -192,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     stem.with_suffix(".json").write_text(json.dumps(run.out, indent=2) + "\n")
     report.write(run.out, stem)
     print(stem.with_suffix(".md").read_text())
+    if args.streams:
+        try:
+            run_streams(args)
+        finally:
+            stop_all()
     return 0
 
 

@@ -1,9 +1,11 @@
 """Live deltas handed from a stream activity to the gateway connection waiting for them.
 
 A durable stream's provider call runs on the task queue of the gateway process that
-holds the client's connection (worker-specific task queue), so each delta can go to the
-client at once, in-process, instead of through Temporal; the same deltas are published
-to the run's Workflow Stream in batches (the durable record, for resume). The registry
+holds the client's connection (worker-specific task queue), so each delta goes to the
+client in-process instead of through the stream's polls. The deltas are published to the
+run's Workflow Stream in batches (the durable record, for resume), and each is handed
+over once the server has acknowledged its batch: a client never holds text the log could
+lose if this process dies (then it resumes elsewhere, exactly after its last event). The registry
 is process-local and keyed by request id: the gateway opens an inbox before it starts
 the run; the activity finds it (or not: on another process it publishes only).
 

@@ -31,7 +31,10 @@ killed worker's replacement):
   of its answer after that assistant text (when its answer starts with it): a model that
   continues exactly, as Anthropic and vLLM do with a prefix. Recorded as ``prefix``.
 - ``GET /_control/calls``: every call received (path, wire, model, stream, messages,
-  completed once the response was fully sent) and counts per model. Auth headers are
+  completed once the response was fully sent) and counts per model. A stream also has
+  ``sent`` (events written so far) and, when the client closed the connection before the
+  end, ``closed_after_events`` (events written before the close was seen: at the latest
+  at the next event's write) and ``closed_at`` (``time.time()`` then). Auth headers are
   never stored, only whether one was present and the SHA-256 of the key it carried
   (``auth_sha256``, so a test can check which key was sent).
 """
@@ -132,8 +135,21 @@ def _pieces(text: str, n: int) -> list[str]:
 
 
 async def _sse(request: web.Request, events: list[bytes], cut_at: int | None,
-               gap_s: float = 0.0, pace: dict[str, Any] | None = None) -> web.StreamResponse:
-    pace = pace or {}
+               gap_s: float = 0.0, pace: dict[str, Any] | None = None,
+               call: dict[str, Any] | None = None) -> web.StreamResponse:
+    call = call if call is not None else {}
+    call["sent"] = 0
+    try:
+        return await _send_sse(request, events, cut_at, gap_s, pace or {}, call)
+    except (ConnectionError, asyncio.CancelledError):  # the client closed the connection
+        call.setdefault("closed_after_events", call["sent"])
+        call.setdefault("closed_at", time.time())
+        raise
+
+
+async def _send_sse(request: web.Request, events: list[bytes], cut_at: int | None,
+                    gap_s: float, pace: dict[str, Any], call: dict[str, Any]
+                    ) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"content-type": "text/event-stream",
                                        "cache-control": "no-cache"})
     await resp.prepare(request)
@@ -155,7 +171,11 @@ async def _sse(request: web.Request, events: list[bytes], cut_at: int | None,
             await asyncio.sleep(delay / 1000)
         if gap_s and i:
             await asyncio.sleep(gap_s)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the stream")
         await resp.write(ev)
+        call["sent"] = i + 1
     await resp.write_eof()
     return resp
 
@@ -235,7 +255,7 @@ async def _chat(request: web.Request, wire: str) -> web.StreamResponse:
     delay = step.get("delay_ms", state.default.get("delay_ms", 0))
     if delay:
         await asyncio.sleep(delay / 1000)
-    resp = await _respond(request, wire, step, model, messages, body, stream)
+    resp = await _respond(request, wire, step, model, messages, body, stream, call)
     if not resp.prepared:  # send it here, so "completed" means fully sent to the client
         await resp.prepare(request)
         await resp.write_eof()
@@ -245,8 +265,8 @@ async def _chat(request: web.Request, wire: str) -> web.StreamResponse:
 
 
 async def _respond(request: web.Request, wire: str, step: dict[str, Any], model: str,
-                   messages: list[Any], body: dict[str, Any], stream: bool
-                   ) -> web.StreamResponse:
+                   messages: list[Any], body: dict[str, Any], stream: bool,
+                   call: dict[str, Any]) -> web.StreamResponse:
     state: State = request.app[STATE]
     kind = step.get("kind", "ok")
     status = int(step.get("status", 200))
@@ -271,7 +291,7 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
     text = _content(state, step, model, messages)
     prefix = _prefix(messages)
     if prefix is not None:
-        state.calls[-1]["prefix"] = prefix
+        call["prefix"] = prefix
         for p in (prefix, prefix.rstrip()):
             if p and text.startswith(p):
                 text = text[len(p):]
@@ -293,7 +313,7 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
         mid = f"msg_fake_{next(_ids)}"
         if stream:
             events = _anthropic_events(mid, model, text, usage, chunks)
-            return await _sse(request, events, cut_at(events), gap_s, pace)
+            return await _sse(request, events, cut_at(events), gap_s, pace, call)
         return web.json_response({
             "id": mid, "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
@@ -304,7 +324,7 @@ async def _respond(request: web.Request, wire: str, step: dict[str, Any], model:
         include = bool((body.get("stream_options") or {}).get("include_usage")) and \
             opt.get("stream_usage", True)
         events = _openai_events(cid, model, text, usage, include, body, chunks)
-        return await _sse(request, events, cut_at(events), gap_s, pace)
+        return await _sse(request, events, cut_at(events), gap_s, pace, call)
     return web.json_response({
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},

@@ -1,4 +1,5 @@
-"""Processes the fault tests kill: a `tokenhub worker` and a Temporal dev server."""
+"""Processes the fault tests kill: a `tokenhub worker`, a gateway (`tokenhub serve`) and a
+Temporal dev server."""
 
 from __future__ import annotations
 
@@ -34,6 +35,30 @@ def start_worker(*, config: Path, data_dir: Path, address: str, queue: str,
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "api", "worker"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_gateway(*, config: Path, data_dir: Path, address: str, queue: str, port: int,
+                  log: Path, extra_env: dict[str, str] | None = None
+                  ) -> subprocess.Popen[bytes]:
+    """``python -m api serve`` on 127.0.0.1:``port`` (Temporal on, no embedded worker: its
+    own relay queue only), once it listens."""
+    env = {**os.environ, "TOKENHUB_CONFIG": str(config), "TOKENHUB_DATA_DIR": str(data_dir),
+           "TOKENHUB_TEMPORAL_ADDRESS": address, "TOKENHUB_TEMPORAL_TASK_QUEUE": queue,
+           "TOKENHUB_TEMPORAL_ENABLED": "true", "TOKENHUB_TEMPORAL_EMBEDDED_WORKER": "false",
+           "TOKENHUB_REQUIRE_API_KEY": "false", "TOKENHUB_ENV": "test",
+           "TOKENHUB_HOST": "127.0.0.1", "TOKENHUB_LOG_LEVEL": "WARNING",
+           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+           **(extra_env or {})}
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_port(port, timeout_s=60)
+    except TimeoutError:
+        kill(proc)
+        raise
+    return proc
 
 
 def start_devserver(port: int, db_file: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -227,6 +227,52 @@ async def test_the_cancel_endpoint_cancels_a_running_stream(
     assert desc.status == WorkflowExecutionStatus.CANCELED
 
 
+# The target: a cancelled run stops reading its upstream within 1 s. Shown on the fake
+# upstream's own clock: it streams one event every 50 ms, so the events it wrote after the
+# cancel was asked for, until it saw the connection close, are at most 1 s worth of them.
+CANCEL_GAP_MS = 50
+CANCEL_BOUND_EVENTS = 1000 // CANCEL_GAP_MS
+
+
+@pytest.mark.parametrize("how", ["endpoint", "disconnect"])
+async def test_a_cancelled_stream_stops_reading_upstream_within_a_second(
+        how: str, temporal_gateway: ThreadedServer, temporal_env: WorkflowEnvironment,
+        fake: FakeProvider, client_of: Any) -> None:
+    fake.set_default(content=ANSWER, chunks=200, gap_ms=CANCEL_GAP_MS)  # 10 s uncancelled
+    rid = f"req-{uuid.uuid4().hex}"
+    headers = {"X-Request-ID": rid}
+    if how == "disconnect":
+        headers["X-TokenHub-Cancel-On-Disconnect"] = "true"
+    async with client_of(temporal_gateway) as c:
+        body = {"request": {"messages": MSG, "stream": True, "model_hint": "small"}}
+        async with c.stream("POST", "/v1/chat", json=body, headers=headers) as r:
+            seen = 0
+            async for line in r.aiter_lines():
+                seen += line.startswith("data: ")
+                if seen >= 5:
+                    break
+            [call] = fake.calls("small-up")
+            at_cancel = call["sent"]
+            if how == "endpoint":
+                assert (await c.post(f"/v1/runs/{rid}/cancel")).status_code == 202
+        # leaving the block hangs up (the disconnect case cancels the run here)
+    handle = temporal_env.client.get_workflow_handle(rid)
+    for _ in range(200):
+        [call] = fake.calls("small-up")
+        if "closed_after_events" in call and \
+                (await handle.describe()).status == WorkflowExecutionStatus.CANCELED:
+            break
+        await asyncio.sleep(0.1)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert not call["completed"] and "closed_after_events" in call, call
+    after = call["closed_after_events"] - at_cancel
+    print(f"cancel by {how}: the upstream wrote {after} event(s) after it")  # pytest -s
+    assert 0 <= after <= CANCEL_BOUND_EVENTS, (
+        f"{after} events written after the cancel (bound {CANCEL_BOUND_EVENTS})")
+    [row] = wait_rows(temporal_gateway, rid)
+    assert (row["status"], row["error_class"]) == ("error", "cancelled")
+
+
 async def test_both_executors_send_the_same_chunks(
         temporal_gateway: ThreadedServer, fake: FakeProvider, tmp_path: Path,
         config_file: Path, temporal_env: WorkflowEnvironment, client_of: Any) -> None:

@@ -1,20 +1,24 @@
-"""Durable streams under faults: a worker killed mid-stream, Temporal killed before one."""
+"""Durable streams under faults: a worker or the client's gateway killed mid-stream, Temporal
+killed before one."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from shared.config import load_catalog
 from tests.fake_provider import FakeProvider
 from tests.integration.conftest import settings_for, temporal_address
-from tests.integration.procs import kill, start_devserver, start_worker
+from tests.integration.procs import kill, start_devserver, start_gateway, start_worker
 from tests.integration.test_durable_streams import ANSWER, MSG, chunks_of, parse_sse, text_of
 from tests.support.server import ThreadedServer, free_port
 
@@ -67,6 +71,88 @@ async def test_worker_killed_mid_stream_the_answer_continues_without_repeats(
     finally:
         kill(worker)
         srv.stop()
+
+
+def _content_ids(events: list[dict[str, object]]) -> list[int]:
+    """The offsets of the events that carry a delta (the end's frames share one offset)."""
+    out = []
+    for e in events:
+        data = e.get("data")
+        if "id" in e and isinstance(data, str) and data != "[DONE]" and \
+                json.loads(data).get("choices"):
+            out.append(int(str(e["id"])))
+    return out
+
+
+async def test_gateway_killed_mid_stream_a_new_gateway_serves_the_rest(
+        temporal_env: WorkflowEnvironment, fake: FakeProvider, tmp_path: Path,
+        config_file: Path) -> None:
+    """The client's gateway is a real process, its stream call on the gateway's own task
+    queue; SIGKILL it mid-answer. The call's heartbeat times out, its retry finds no one on
+    that queue (schedule-to-start), so it moves to the shared queue's worker, which
+    re-reads the log and continues the answer. The client, cut off, resumes from another
+    gateway with its Last-Event-ID and gets exactly the rest: every delta it was sent was
+    in the log first, so no text is lost or repeated at the seam."""
+    address = temporal_address(temporal_env)
+    queue, log = f"tq-{uuid.uuid4().hex[:10]}", tmp_path / "procs.log"
+    worker = start_worker(config=config_file, data_dir=tmp_path, address=address, queue=queue,
+                          log=log)
+    port = free_port()
+    gateway = start_gateway(config=config_file, data_dir=tmp_path, address=address,
+                            queue=queue, port=port, log=log, extra_env={
+                                "TOKENHUB_TEMPORAL_STREAM_HEARTBEAT_TIMEOUT_S": "1.5"})
+    fake.set_default(content=ANSWER, chunks=40, gap_ms=50)
+    rid = f"req-{uuid.uuid4().hex}"
+    other: ThreadedServer | None = None
+    try:
+        got = ""
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False,
+                                     timeout=30) as c:
+            body = {"request": {"messages": MSG, "stream": True, "model_hint": "small"}}
+            with contextlib.suppress(httpx.TransportError):  # the gateway dies under us
+                async with c.stream("POST", "/v1/chat", json=body,
+                                    headers={"X-Request-ID": rid}) as r:
+                    assert r.status_code == 200
+                    assert r.headers["x-tokenhub-executor"] == "temporal"
+                    async for piece in r.aiter_text():
+                        got += piece
+                        if got.count("data: ") >= 8 and gateway.poll() is None:
+                            kill(gateway)
+        assert gateway.poll() is not None, "the stream ended before the gateway was killed"
+        first = parse_sse(got[:got.rfind("\n\n") + 2])  # whole events only
+        seen = _content_ids(first)
+        assert seen and "[DONE]" not in got  # cut mid-answer
+        (tmp_path / "b").mkdir()
+        settings = settings_for(tmp_path / "b", config_file, address, temporal_task_queue=queue,
+                                temporal_embedded_worker=False)
+        other = ThreadedServer(create_app(settings, load_catalog(settings)))
+        other.start()
+        async with httpx.AsyncClient(base_url=other.url, trust_env=False, timeout=60) as c:
+            r = await c.get(f"/v1/runs/{rid}/stream", headers={"Last-Event-ID": str(seen[-1])})
+            assert r.status_code == 200, r.text
+            rest = parse_sse(r.text)
+        ids = seen + _content_ids(rest)
+        assert ids == list(range(len(ids)))  # every offset once, none skipped
+        if text_of(first) + text_of(rest) != ANSWER:
+            raise AssertionError(f"{text_of(first)!r} + {text_of(rest)!r}; "
+                                 f"calls {fake.calls('small-up')}")
+        assert chunks_of(rest)[-1] == "[DONE]"
+        handle = temporal_env.client.get_workflow_handle(rid)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+        result = await handle.result()
+        assert result["response"]["message"]["content"] == ANSWER
+        calls = fake.calls("small-up")
+        assert len(calls) == 2 and calls[1].get("prefix")  # continued, not restarted
+        assert ANSWER.startswith(calls[1]["prefix"])
+        history = [e async for e in handle.fetch_history_events()]
+        queues = [e.activity_task_scheduled_event_attributes.task_queue.name for e in history
+                  if e.HasField("activity_task_scheduled_event_attributes")]
+        assert "-relay-" in queues[0] and queues[-1] == queue  # moved to the shared queue
+    finally:
+        kill(gateway)
+        kill(worker)
+        if other is not None:
+            other.stop()
 
 
 async def test_temporal_killed_before_a_stream_it_is_served_locally_at_once(

@@ -16,12 +16,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from engine.streams import read_log
 from shared.config import Settings, load_catalog
+from shared.contracts import StreamChunk
 from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
 from shared.orchestration.local import LocalEffects
 from shared.orchestration.plan import PlanInput, PlanOutcome, run_plan
 from shared.orchestration.ports import RecordBatch
 from shared.orchestration.retry import RetrySpec
+from shared.orchestration.stream import open_chat_stream
+from shared.orchestration.streamlog import StreamOptions
 from shared.providers.registry import ProviderRegistry
 from shared.routing.types import ResolvedPolicy
 from tests.factories import route, spec
@@ -132,6 +136,90 @@ async def test_local_and_temporal_agree(name: str, fake: FakeProvider,
     assert _record(records[0]) == _record(records[1])
     # each record says which runtime really ran it
     assert [r.record.executor for r in records] == ["local", "temporal"]
+
+
+STREAM_SCENARIOS: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {
+    "stream-ok": [],
+    "stream-5xx-retried": [("small-up", [{"status": 500}])],
+    "stream-fatal-failover": [("small-up", [{"status": 401}])],
+}
+
+
+def _visible(chunks: list[StreamChunk]) -> list[tuple[str, str | None]]:
+    """The chunks a client sees: the first (it carries the role) and every one with text,
+    tool calls or a finish reason (the durable log keeps exactly these)."""
+    return [(c.delta, c.finish_reason) for i, c in enumerate(chunks)
+            if i == 0 or c.delta or c.tool_calls or c.finish_reason]
+
+
+@pytest.mark.parametrize("name", list(STREAM_SCENARIOS))
+async def test_a_stream_gives_the_same_chunks_on_both_runtimes(
+        name: str, fake: FakeProvider, registry: ProviderRegistry,
+        temporal_env: WorkflowEnvironment) -> None:
+    """The local stream (shared/orchestration/stream.py) and the durable one (a ChatWorkflow
+    whose call streams into its Workflow Stream, on the shared queue) give the same chunk
+    sequence, text and record; the durable run's history replays under the sandbox."""
+    template, _ = chat()
+    template = template.model_copy(update={"kind": "stream"})
+    seqs, texts, records = [], [], []
+
+    async def keep(batch: RecordBatch) -> None:
+        records.append(batch)
+
+    for runtime in ("local", "temporal"):
+        fake.reset()
+        fake.set_default(chunks=6)
+        for model, script in STREAM_SCENARIOS[name]:
+            fake.script(model, script)
+        inp = template.model_copy(update={"request_id": f"{name}-{uuid.uuid4().hex}"})
+        if runtime == "local":
+            fx = LocalEffects(adapters=registry.get, recorder=keep, retry=FAST)
+            stream = await open_chat_stream(inp, fx)
+            seq = _visible([c async for c in stream.chunks()])
+            text = "".join(d for d, _ in seq)
+        else:
+            queue = f"parity-{uuid.uuid4().hex[:8]}"
+            run = inp.model_copy(update={"stream": StreamOptions()})
+            async with build_worker(temporal_env.client, task_queue=queue,
+                                    lookup=registry.get, writer=keep, attempt_timeout_s=30):
+                out = await temporal_env.client.execute_workflow(
+                    "ChatWorkflow", run, id=inp.request_id, task_queue=queue,
+                    result_type=ChatOutcome)
+                handle = temporal_env.client.get_workflow_handle(inp.request_id)
+                log = [ev for _, ev in await read_log(temporal_env.client, handle)]
+            assert log[-1].kind == "end" and log[-1].error is None
+            seq = [(ev.delta, ev.finish_reason) for ev in log if ev.kind == "delta"]
+            text = out.response.message.content
+            await _replay_in_sandbox(temporal_env, inp.request_id)
+        seqs.append(seq)
+        texts.append(text)
+    assert seqs[0] == seqs[1]
+    assert texts[0] == texts[1] == "".join(d for d, _ in seqs[0]) != ""
+    assert len(records) == 2
+    assert _record(records[0]) == _record(records[1])
+    assert [r.record.executor for r in records] == ["local", "temporal"]
+
+
+async def test_a_stream_continued_mid_answer_replays_in_the_sandbox(
+        fake: FakeProvider, registry: ProviderRegistry,
+        temporal_env: WorkflowEnvironment) -> None:
+    """A continuation after a mid-stream cut has no local counterpart (the local stream
+    ends with the in-band error); its history must still replay under the sandbox."""
+    template, _ = chat()
+    answer = "one two three four five six seven eight nine ten"
+    fake.set_default(chunks=6, content=answer)
+    # paced, so the deltas before the cut are read before the connection is reset
+    fake.script("small-up", [{"kind": "cut_stream", "after_chunks": 2, "gap_ms": 30}])
+    inp = template.model_copy(update={"request_id": f"stream-cut-{uuid.uuid4().hex}",
+                                      "kind": "stream", "stream": StreamOptions()})
+    queue = f"parity-{uuid.uuid4().hex[:8]}"
+    async with build_worker(temporal_env.client, task_queue=queue, lookup=registry.get,
+                            writer=_noop, attempt_timeout_s=30):
+        out = await temporal_env.client.execute_workflow(
+            "ChatWorkflow", inp, id=inp.request_id, task_queue=queue, result_type=ChatOutcome)
+    assert [a.outcome for a in out.summary.attempts] == ["transient", "ok"], fake.calls()
+    assert out.response.message.content == answer, fake.calls()
+    await _replay_in_sandbox(temporal_env, inp.request_id)
 
 
 async def _replay_in_sandbox(env: WorkflowEnvironment, workflow_id: str) -> None:
