@@ -86,6 +86,7 @@ def _context(scope: str) -> object:
 ChatCtx = Annotated[Ctx, _context("chat")]
 PlanCtx = Annotated[Ctx, _context("plan")]
 ModelsCtx = Annotated[Ctx, _context("models")]
+FeedbackCtx = Annotated[Ctx, _context("feedback")]
 
 
 M = TypeVar("M", bound=BaseModel)
