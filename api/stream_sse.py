@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from api.response_cache import CachedStream
 from api.stream_relay import DurableStream, StreamBroken
-from api.streaming import _chunk_event, _sse, openai_events, sse_response
+from api.streaming import _chunk_event, _sse, cached_response, openai_events, sse_response
 from shared.contracts import StreamChunk
 from shared.orchestration.stream import ChatStream
 from shared.orchestration.streamlog import StreamEvent
@@ -108,9 +109,11 @@ def durable_response(stream: DurableStream, request: Request, *,
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
-def stream_response(opened: ChatStream | DurableStream, request: Request, *,
+def stream_response(opened: ChatStream | DurableStream | CachedStream, request: Request, *,
                     include_usage: bool) -> StreamingResponse:
-    """The SSE response of a stream, whichever runtime opened it."""
+    """The SSE response of a stream, whichever runtime opened it (or the cache)."""
+    if isinstance(opened, CachedStream):
+        return cached_response(opened.outcome, include_usage=include_usage)
     if isinstance(opened, DurableStream):
         return durable_response(opened, request)
     return sse_response(opened, openai_events(opened, include_usage=include_usage))
