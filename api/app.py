@@ -51,6 +51,7 @@ from api.state import AppState
 from api.stream_relay import DurableStreams
 from api.temporal import TemporalRunner
 from shared import discovery
+from shared.cache.memory import MemoryFront
 from shared.cache.redis_store import RedisCacheStore
 from shared.cache.sql import SqlCacheStore
 from shared.cache.store import CacheStore
@@ -103,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.temporal_stream_relay == "local" else None
         streams = DurableStreams(state, temporal, gw.dispatcher.breaker, relay)
     cache_store = build_cache_store(settings, sessionmaker)
+    live.subscribe(lambda _: cache_store.forget())  # a clear elsewhere moves the version
     gw.service = RequestService(state, gw.dispatcher, sec.apikeys, streams,
                                 ResponseCache(state, cache_store))
     worker_task = await start_embedded_worker(state, temporal,
@@ -144,11 +146,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def build_cache_store(settings: Settings,
-                      sessionmaker: async_sessionmaker[AsyncSession]) -> CacheStore:
-    """The response cache's store: Redis when TOKENHUB_CACHE_URL is set, else the database."""
-    if settings.cache_url:
-        return RedisCacheStore.from_url(settings.cache_url)
-    return SqlCacheStore(sessionmaker)
+                      sessionmaker: async_sessionmaker[AsyncSession]) -> MemoryFront:
+    """The response cache's store: Redis when TOKENHUB_CACHE_URL is set, else the database;
+    with a small memory of recent entries in front (shared/cache/memory.py)."""
+    store: CacheStore = RedisCacheStore.from_url(settings.cache_url) if settings.cache_url \
+        else SqlCacheStore(sessionmaker)
+    return MemoryFront(store, max_entries=settings.cache_memory_entries)
 
 
 async def _unlock_vault_from_env(state: AppState, sec: SecurityState) -> None:

@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     cache_scope: Literal["key", "global"] = "key"
     cache_max_ttl_s: int = Field(default=86400, gt=0)
     cache_sweep_interval_s: float = Field(default=60.0, gt=0)  # expired DB rows deleted
+    # recently used entries kept in each process in front of the store (0: none)
+    cache_memory_entries: int = Field(default=1024, ge=0)
 
     # The live catalog (shared/catalog.py): every process polls the DB's catalog version.
     catalog_poll_s: float = Field(default=1.0, gt=0)

@@ -238,3 +238,25 @@ def test_bad_ttls_are_a_400_naming_the_field(srv: ThreadedServer, fake: FakeProv
     assert r.status_code == 400, r.text
     assert named in r.json()["error"]["message"]
     assert fake.count() == 0
+
+
+def test_a_clear_reaches_every_process_memory(gateway_factory: Any, fake: FakeProvider,
+                                              backend: dict[str, Any]) -> None:
+    """Two gateways on one database: the second keeps a hit in memory; a clear through the
+    first bumps the catalog version, and the second forgets within its poll."""
+    one: ThreadedServer = gateway_factory(admin_token=ADMIN, catalog_poll_s=0.1, **backend)
+    two: ThreadedServer = gateway_factory(admin_token=ADMIN, catalog_poll_s=0.1, **backend)
+    text = f"two processes {uuid.uuid4().hex}"
+    with httpx.Client(base_url=one.url, trust_env=False, timeout=30) as c1, \
+            httpx.Client(base_url=two.url, trust_env=False, timeout=30) as c2:
+        assert c1.post("/v1/chat", json=body(text)).headers["x-tokenhub-cache"] == "miss"
+        assert c2.post("/v1/chat", json=body(text)).headers["x-tokenhub-cache"] == "hit"
+        with admin(one) as a:
+            assert a.delete("/admin/v1/cache").json()["deleted"] >= 1
+        deadline = time.monotonic() + 10
+        seen = "hit"
+        while seen == "hit" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen = c2.post("/v1/chat", json=body(text, ttl=None) | {"cache": {"ttl_s": 60}}
+                           ).headers["x-tokenhub-cache"]
+    assert seen == "miss"

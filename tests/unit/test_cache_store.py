@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.cache.keys import cache_key
+from shared.cache.memory import MemoryFront
 from shared.cache.redis_store import RedisCacheStore
 from shared.cache.sql import SqlCacheStore
 from shared.cache.store import CachedAnswer, CacheStore
@@ -125,3 +126,45 @@ async def test_the_database_sweep_deletes_expired_rows_only(
         assert await store.get("short") is None and await store.get("long") is not None
     finally:
         await engine.dispose()
+
+
+async def test_the_memory_front_is_bounded_checks_expiry_and_forgets(db_url: str) -> None:
+    if "postgresql" in db_url:
+        pytest.skip("memory only: once")
+    clock = Clock()
+
+    class Counting:
+        def __init__(self) -> None:
+            self.entries: dict[str, CachedAnswer] = {}
+            self.gets = 0
+
+        async def get(self, key: str) -> CachedAnswer | None:
+            self.gets += 1
+            return self.entries.get(key)
+
+        async def put(self, key: str, answer: CachedAnswer) -> None:
+            self.entries[key] = answer
+
+        async def clear(self, model: str | None = None) -> int:
+            n = len(self.entries)
+            self.entries.clear()
+            return n
+
+        async def sweep(self) -> int:
+            return 0
+
+        async def aclose(self) -> None:
+            return None
+
+    back = Counting()
+    front = MemoryFront(back, max_entries=2, clock=clock)
+    for k in ("a", "b", "c"):
+        await front.put(k, answer("m", k, clock.now))
+    assert await front.get("b") is not None and await front.get("c") is not None
+    assert back.gets == 0  # served from memory
+    assert await front.get("a") is not None and back.gets == 1  # evicted (LRU): the store
+    front.forget()
+    assert await front.get("b") is not None and back.gets == 2
+    clock.now += timedelta(seconds=61)
+    back.entries.clear()
+    assert await front.get("b") is None  # expired in memory, gone from the store
