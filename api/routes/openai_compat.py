@@ -20,6 +20,7 @@ from shared.errors import BadRequest
 from shared.orchestration.chat import ChatOutcome
 
 router = APIRouter(tags=["openai"])
+TTL_HEADER = "X-TokenHub-Cache-TTL"
 
 _NOT_PARAMETERS = {"model", "messages", "stream", "stream_options", "n", "user", "policy",
                    "metadata", "store", "max_completion_tokens"}
@@ -55,9 +56,6 @@ class CompletionsBody(Parameters):
             policy=self.policy)
 
 
-TTL_HEADER = "X-TokenHub-Cache-TTL"
-
-
 def header_ttl(request: Request) -> int | None:
     """``X-TokenHub-Cache-TTL: <seconds>`` (the compatible routes' cache directive)."""
     raw = request.headers.get(TTL_HEADER)
@@ -90,7 +88,10 @@ def completion_object(outcome: ChatOutcome) -> dict[str, Any]:
 
 @lean_post(router, "/v1/chat/completions", scope="chat", body=CompletionsBody,
            response=ChatCompletion,
-           summary="OpenAI-compatible chat completion (SSE when stream is true)", tag="openai")
+           summary="OpenAI-compatible chat completion (SSE when stream is true)", tag="openai",
+           headers=((TTL_HEADER, "answer from the response cache when an identical request "
+                     "was answered less than this many seconds ago; else keep the answer "
+                     "this long (1 … TOKENHUB_CACHE_MAX_TTL_S)", {"type": "integer"}),))
 async def chat_completions(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, CompletionsBody)
     caller = ctx.caller(stored_body(request, body), body=body)
