@@ -19,9 +19,11 @@ from datetime import timedelta
 from api.state import AppState
 from shared.cache.keys import ANONYMOUS, GLOBAL, cache_key
 from shared.cache.store import CachedAnswer, CacheStore, Clock, utc_now
+from shared.contracts import NormalizedResponse, ResponseMessage
 from shared.errors import BadRequest
 from shared.orchestration.chat import ChatInput, ChatOutcome
 from shared.orchestration.records import RunSummary, record_batch
+from shared.orchestration.stream import ChatStream
 
 log = logging.getLogger("tokenhub.cache")
 
@@ -103,10 +105,29 @@ class ResponseCache:
     async def remember(self, look: Lookup, outcome: ChatOutcome) -> None:
         """Store a successful answer (the caller never passes an error or an answer that
         failed output validation: those raise before there is an outcome)."""
+        await self.remember_answer(look, model=outcome.negotiated_model,
+                                   provider=outcome.provider, reason=outcome.routing_reason,
+                                   response=outcome.response)
+
+    async def remember_stream(self, look: Lookup, stream: ChatStream) -> None:
+        """Store a streamed answer that completed and passed validation (text only: tool
+        calls arrive in fragments and are not kept)."""
+        answer = stream.answer()
+        if answer is None or stream.summary is None or stream.summary.status != "ok":
+            return
+        text, finish = answer
+        response = NormalizedResponse(
+            message=ResponseMessage(content=text), finish_reason=finish,
+            usage=stream.charged_usage(), cost_usd=stream.summary.cost_usd)
+        await self.remember_answer(look, model=stream.model.id,
+                                   provider=stream.model.provider_id,
+                                   reason=stream.inp.route.reason, response=response)
+
+    async def remember_answer(self, look: Lookup, *, model: str, provider: str, reason: str,
+                              response: NormalizedResponse) -> None:
         now = self._clock()
         answer = CachedAnswer(
-            model=outcome.negotiated_model, provider=outcome.provider,
-            routing_reason=outcome.routing_reason, response=outcome.response,
+            model=model, provider=provider, routing_reason=reason, response=response,
             created_at=now, expires_at=now + timedelta(seconds=look.ttl_s))
         try:
             await self.store.put(look.key, answer)

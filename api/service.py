@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
-from api.response_cache import CacheAsk, CachedStream, ResponseCache
+from api.response_cache import CacheAsk, CachedStream, Lookup, ResponseCache
 from api.state import AppState
 from api.stream_relay import DurableStream, DurableStreams
 from shared.contracts import ChatBody, PlanBody, Policy
@@ -167,16 +167,16 @@ class RequestService:
         (api/stream_relay.py), else on the in-process runtime; the budget is settled and
         the run observed when the run ends, however it ends and whoever reads it.
         A cached answer is replayed as a stream (a streamed answer is not stored)."""
-        if self.cache is not None:
-            look = await self.cache.lookup(cache, inp)
-            if look is not None and look.answer is not None:
-                return CachedStream(await self.cache.hit(look.answer, inp))
+        look = await self.cache.lookup(cache, inp) if self.cache is not None else None
+        if look is not None and look.answer is not None and self.cache is not None:
+            return CachedStream(await self.cache.hit(look.answer, inp))
         idem = self.dispatcher.idempotency
         if caller.fingerprint is not None:  # a stream is not replayed: a repeat is a 409
             await idem.claim_stream(request_id=caller.request_id, fp=caller.fingerprint)
         budget = await self._reserve(caller, inp.route.candidates[0].estimated_cost_usd)
-        durable = await self._stream_durably(inp, budget, include_usage, caller)
+        durable = await self._stream_durably(inp, budget, include_usage, caller, look)
         if durable is not None:
+            durable.cache = "miss" if look is not None else None
             return durable
         try:
             stream = await open_chat_stream(inp, self.dispatcher.local)
@@ -190,13 +190,16 @@ class RequestService:
             if caller.fingerprint is not None:
                 await idem.finish_stream(caller.request_id)
             await self._finished(budget, summary)
+            if look is not None and self.cache is not None:
+                await self.cache.remember_stream(look, stream)
 
         stream.on_finish.append(finished)
+        stream.cache = "miss" if look is not None else None
         stream.tasks = self.state.background  # finishing outlives a client's hang-up
         return stream
 
     async def _stream_durably(self, inp: ChatInput, budget: Budget, include_usage: bool,
-                              caller: Caller) -> DurableStream | None:
+                              caller: Caller, look: Lookup | None) -> DurableStream | None:
         streams = self.streams
         if streams is None:
             return None
@@ -212,6 +215,10 @@ class RequestService:
                 if caller.fingerprint is not None:
                     await idem.finish_stream(caller.request_id)
             await self._finished(budget, out.summary)
+            # the workflow's answer is the text before output shaping: kept only without it
+            if look is not None and self.cache is not None and out.summary.status == "ok" \
+                    and inp.output_format is None:
+                await self.cache.remember(look, out)
 
         try:
             return await streams.open(inp, include_usage=include_usage, on_result=settle)

@@ -92,6 +92,8 @@ def durable_response(stream: DurableStream, request: Request, *,
         request.headers.get("x-tokenhub-cancel-on-disconnect", "").lower() == "true")
     headers = {"X-TokenHub-Executor": "temporal", "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no", "X-Request-ID": stream.request_id}
+    if stream.cache is not None:
+        headers["X-TokenHub-Cache"] = stream.cache
     if stream.model_id and stream.provider_id:
         headers.update({"X-TokenHub-Model": stream.model_id,
                         "X-TokenHub-Provider": stream.provider_id})

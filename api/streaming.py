@@ -109,4 +109,6 @@ def sse_response(stream: ChatStream, events: AsyncIterator[bytes]) -> StreamingR
     headers = {"X-TokenHub-Model": model.id, "X-TokenHub-Provider": model.provider_id,
                "X-TokenHub-Executor": stream.executor, "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}
+    if stream.cache is not None:
+        headers["X-TokenHub-Cache"] = stream.cache
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)

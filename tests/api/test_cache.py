@@ -260,3 +260,36 @@ def test_a_clear_reaches_every_process_memory(gateway_factory: Any, fake: FakePr
             seen = c2.post("/v1/chat", json=body(text, ttl=None) | {"cache": {"ttl_s": 60}}
                            ).headers["x-tokenhub-cache"]
     assert seen == "miss"
+
+
+def test_a_streamed_answer_is_kept_and_answers_the_next_request(
+        srv: ThreadedServer, fake: FakeProvider) -> None:
+    """A completed text stream is stored: a non-streamed repeat is a hit with the same
+    text; a stream cut by the provider is not stored."""
+    token, _ = issue(srv, scopes=["chat"])
+    msg = [{"role": "user", "content": f"streamed first {uuid.uuid4().hex}"}]
+    ttl = {"X-TokenHub-Cache-TTL": "120"}
+    with client(srv, token) as c:
+        with c.stream("POST", "/v1/chat/completions", headers=ttl,
+                      json={"model": "small", "messages": msg, "stream": True}) as r:
+            assert r.headers["x-tokenhub-cache"] == "miss"
+            lines = [ln for ln in r.iter_lines() if ln.startswith("data: {")]
+        text = "".join(json.loads(ln[6:])["choices"][0]["delta"].get("content", "")
+                       for ln in lines)
+        deadline = time.monotonic() + 5
+        again = c.post("/v1/chat/completions", json={"model": "small", "messages": msg},
+                       headers=ttl)
+        while again.headers["x-tokenhub-cache"] != "hit" and time.monotonic() < deadline:
+            time.sleep(0.1)  # stored when the stream's run finished (its own task)
+            again = c.post("/v1/chat/completions", json={"model": "small", "messages": msg},
+                           headers=ttl)
+        assert again.headers["x-tokenhub-cache"] == "hit"
+        assert again.json()["choices"][0]["message"]["content"] == text
+        cut = [{"role": "user", "content": f"cut {uuid.uuid4().hex}"}]
+        fake.script("small-up", [{"kind": "cut_stream"}])
+        with c.stream("POST", "/v1/chat/completions", headers=ttl,
+                      json={"model": "small", "messages": cut, "stream": True}) as r:
+            list(r.iter_lines())
+        time.sleep(0.3)
+        assert c.post("/v1/chat/completions", json={"model": "small", "messages": cut},
+                      headers=ttl).headers["x-tokenhub-cache"] == "miss"
