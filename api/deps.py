@@ -174,7 +174,7 @@ def document_lean_routes(schema: dict[str, Any]) -> dict[str, Any]:
     for route in _LEAN:
         body_ref = _component(components, route.body, "validation")
         answer_ref = _component(components, route.response, "serialization")
-        op = paths.setdefault(route.path, {})["post"] = {
+        op: dict[str, Any] = {
             "tags": [route.tag], "summary": route.summary,
             "operationId": f"{route.tag}_{route.path.strip('/').replace('/', '_')}_post",
             "requestBody": {"required": True, "content": {"application/json": {
@@ -183,6 +183,7 @@ def document_lean_routes(schema: dict[str, Any]) -> dict[str, Any]:
                 "description": "The answer (JSON), or server-sent events when streaming",
                 "content": {"application/json": {"schema": {"$ref": answer_ref}},
                             "text/event-stream": {"schema": _SSE_EVENT}}}}}
+        paths.setdefault(route.path, {})["post"] = op
         if route.headers:
             op["parameters"] = [{"name": name, "in": "header", "required": False,
                                  "description": text, "schema": js}
