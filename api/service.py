@@ -166,7 +166,7 @@ class RequestService:
         """Open the stream (failover before the first chunk): on Temporal when it is up
         (api/stream_relay.py), else on the in-process runtime; the budget is settled and
         the run observed when the run ends, however it ends and whoever reads it.
-        A cached answer is replayed as a stream (a streamed answer is not stored)."""
+        A cached answer is replayed as a stream; a completed one is stored when cached."""
         look = await self.cache.lookup(cache, inp) if self.cache is not None else None
         if look is not None and look.answer is not None and self.cache is not None:
             return CachedStream(await self.cache.hit(look.answer, inp))

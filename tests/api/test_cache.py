@@ -21,7 +21,7 @@ from tests.api.logrows import _db_path, wait_rows
 from tests.api.test_security_api import ADMIN, issue
 from tests.conftest import catalog_yaml
 from tests.fake_provider import FakeProvider
-from tests.support.server import ThreadedServer
+from tests.support.server import ThreadedServer, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -293,3 +293,17 @@ def test_a_streamed_answer_is_kept_and_answers_the_next_request(
         time.sleep(0.3)
         assert c.post("/v1/chat/completions", json={"model": "small", "messages": cut},
                       headers=ttl).headers["x-tokenhub-cache"] == "miss"
+
+
+def test_a_store_that_fails_never_fails_the_request(gateway_factory: Any,
+                                                     fake: FakeProvider) -> None:
+    """Redis unreachable (a closed port): the request runs, the lookup counts as error."""
+    srv: ThreadedServer = gateway_factory(cache_url=f"redis://127.0.0.1:{free_port()}/0")
+    with httpx.Client(base_url=srv.url, trust_env=False, timeout=30) as c:
+        for _ in range(2):
+            r = c.post("/v1/chat", json=body(f"no store {uuid.uuid4().hex}"))
+            assert r.status_code == 200 and r.headers["x-tokenhub-cache"] == "miss"
+        metrics = c.get("/metrics").text
+    assert 'tokenhub_cache_lookups_total{result="error"} 2.0' in metrics
+    assert 'tokenhub_cache_stores_total{outcome="error"} 2.0' in metrics
+    assert fake.count() == 2
