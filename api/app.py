@@ -17,9 +17,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 
-from api.background import retention_prune, routing_upkeep, vault_watch
+from api.background import cache_sweep, retention_prune, routing_upkeep, vault_watch
 from api.catalog import attach, build_live_catalog, reload_catalog
 from api.codec_cors import CodecCORS, codec_origins
 from api.deps import document_lean_routes
@@ -29,8 +30,10 @@ from api.errors import install_error_handlers
 from api.gateway import Gateway
 from api.middleware import RequestContextMiddleware
 from api.openapi import finish as finish_openapi
+from api.response_cache import ResponseCache
 from api.routes import (
     admin_aliases,
+    admin_cache,
     admin_catalog,
     admin_discovery,
     admin_runtime,
@@ -38,6 +41,7 @@ from api.routes import (
     chat,
     codec,
     embeddings,
+    feedback,
     health,
     openai_compat,
     plan,
@@ -50,6 +54,10 @@ from api.stream_relay import DurableStreams
 from api.temporal import TemporalRunner
 from engine.codec import EncryptionCodec
 from shared import discovery
+from shared.cache.memory import MemoryFront
+from shared.cache.redis_store import RedisCacheStore
+from shared.cache.sql import SqlCacheStore
+from shared.cache.store import CacheStore
 from shared.catalog import process_secrets
 from shared.config import Catalog, Settings, load_catalog, load_settings
 from shared.errors import ConfigError, Unauthorized
@@ -98,12 +106,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         relay = RelayWorker(state, temporal, Handoff()) \
             if settings.temporal_stream_relay == "local" else None
         streams = DurableStreams(state, temporal, gw.dispatcher.breaker, relay)
-    gw.service = RequestService(state, gw.dispatcher, sec.apikeys, streams)
+    cache_store = build_cache_store(settings, sessionmaker)
+    live.subscribe(lambda _: cache_store.forget())  # a clear elsewhere moves the version
+    gw.service = RequestService(state, gw.dispatcher, sec.apikeys, streams,
+                                ResponseCache(state, cache_store))
     worker_task = await start_embedded_worker(state, temporal,
                                               streams.handoff if streams else None)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
     watch = asyncio.create_task(vault_watch(state, sec), name="vault-watch")
     pruning = asyncio.create_task(retention_prune(state), name="retention-prune")
+    sweeping = asyncio.create_task(
+        cache_sweep(cache_store, interval_s=settings.cache_sweep_interval_s), name="cache-sweep")
     tune_gc()
     log.info("gateway ready: %d provider(s), %d model(s), temporal %s",
              len(catalog.providers), len(catalog.models),
@@ -111,7 +124,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in (upkeep, watch, pruning, discovery_task):
+        for task in (upkeep, watch, pruning, sweeping, discovery_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -130,8 +143,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*state.background, return_exceptions=True)
         await writer.aclose()
+        await cache_store.aclose()
         await live.aclose()  # stops the poll, closes every registry
         await engine.dispose()
+
+
+def build_cache_store(settings: Settings,
+                      sessionmaker: async_sessionmaker[AsyncSession]) -> MemoryFront:
+    """The response cache's store: Redis when TOKENHUB_CACHE_URL is set, else the database;
+    with a small memory of recent entries in front (shared/cache/memory.py)."""
+    store: CacheStore = RedisCacheStore.from_url(settings.cache_url) if settings.cache_url \
+        else SqlCacheStore(sessionmaker)
+    return MemoryFront(store, max_entries=settings.cache_memory_entries)
 
 
 async def _unlock_vault_from_env(state: AppState, sec: SecurityState) -> None:
@@ -177,17 +200,19 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_error_handlers(app)
     # admin_discovery before admin_catalog: ids may hold "/", so "/providers/{id:path}"
     # would otherwise take "/providers/x/discover" as the provider "x/discover"
-    for module in (chat, openai_compat, embeddings, plan, runs, health, codec, admin_security,
-                   admin_discovery, admin_catalog, admin_aliases, admin_runtime):
+    for module in (chat, openai_compat, embeddings, plan, runs, feedback, health, codec,
+                   admin_security, admin_discovery, admin_catalog, admin_aliases,
+                   admin_runtime, admin_cache):
         app.include_router(module.router)
     _document_bodies(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-                           allow_headers=["authorization", "content-type", "x-request-id"],
+                           allow_headers=["authorization", "content-type", "x-request-id",
+                                          "x-tokenhub-cache-ttl"],
                            expose_headers=["x-request-id", "x-tokenhub-model",
                                            "x-tokenhub-provider", "x-tokenhub-executor",
-                                           "x-tokenhub-run-url"])
+                                           "x-tokenhub-run-url", "x-tokenhub-cache"])
     app.add_middleware(CodecCORS, origins=codec_origins(settings))  # outside the one above
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_timeout_s=settings.body_timeout_s,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from api.catalog import reload_catalog
 from api.security import SecurityState
 from api.state import AppState
+from shared.cache.store import CacheStore
 from shared.store import repo
 from shared.store.retention import prune
 
@@ -49,6 +50,17 @@ async def routing_upkeep(state: AppState, *, interval_s: float = 30.0) -> None:
         except Exception:
             log.exception("could not refresh Thompson posteriors")
         await asyncio.sleep(interval_s)
+
+
+async def cache_sweep(cache: CacheStore, *, interval_s: float) -> None:
+    """Delete expired response-cache rows every TOKENHUB_CACHE_SWEEP_INTERVAL_S (the
+    database store; Redis expires its own); failures are logged."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await cache.sweep()
+        except Exception:
+            log.exception("response cache sweep failed (retrying in %.0f s)", interval_s)
 
 
 async def retention_prune(state: AppState, *, interval_s: float | None = None) -> None:

@@ -86,6 +86,7 @@ def _context(scope: str) -> object:
 ChatCtx = Annotated[Ctx, _context("chat")]
 PlanCtx = Annotated[Ctx, _context("plan")]
 ModelsCtx = Annotated[Ctx, _context("models")]
+FeedbackCtx = Annotated[Ctx, _context("feedback")]
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -124,18 +125,20 @@ class LeanRoute:
     response: type[BaseModel]
     summary: str
     tag: str
+    headers: tuple[tuple[str, str, dict[str, Any]], ...] = ()  # (name, description, schema)
 
 
 _LEAN: list[LeanRoute] = []
 
 
 def lean_post(router: APIRouter, path: str, *, scope: str, body: type[BaseModel],
-              response: type[BaseModel], summary: str,
-              tag: str) -> Callable[[Handler], Handler]:
+              response: type[BaseModel], summary: str, tag: str,
+              headers: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+              ) -> Callable[[Handler], Handler]:
     """Register ``handler(request, ctx)`` as a plain Starlette ``POST`` route on ``router``
     (FastAPI's ``include_router`` carries it over), documented in the OpenAPI document
     with its body and its (non-streaming) answer, ``response``."""
-    lean = LeanRoute(path, scope, body, response, summary, tag)
+    lean = LeanRoute(path, scope, body, response, summary, tag, headers)
 
     def register(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -171,7 +174,7 @@ def document_lean_routes(schema: dict[str, Any]) -> dict[str, Any]:
     for route in _LEAN:
         body_ref = _component(components, route.body, "validation")
         answer_ref = _component(components, route.response, "serialization")
-        paths.setdefault(route.path, {})["post"] = {
+        op: dict[str, Any] = {
             "tags": [route.tag], "summary": route.summary,
             "operationId": f"{route.tag}_{route.path.strip('/').replace('/', '_')}_post",
             "requestBody": {"required": True, "content": {"application/json": {
@@ -180,4 +183,9 @@ def document_lean_routes(schema: dict[str, Any]) -> dict[str, Any]:
                 "description": "The answer (JSON), or server-sent events when streaming",
                 "content": {"application/json": {"schema": {"$ref": answer_ref}},
                             "text/event-stream": {"schema": _SSE_EVENT}}}}}
+        paths.setdefault(route.path, {})["post"] = op
+        if route.headers:
+            op["parameters"] = [{"name": name, "in": "header", "required": False,
+                                 "description": text, "schema": js}
+                                for name, text, js in route.headers]
     return schema

@@ -20,7 +20,8 @@ _DESCRIPTIONS = {
     401: "Missing or invalid credentials",
     403: "The API key lacks the scope, or its budget is spent",
     404: "Not found",
-    409: "Conflict with the current state (an id already in use)",
+    409: "Conflict with the current state (an id already in use, a request already rated "
+         "by that source)",
     413: "Request body too large",
     415: "The body is not application/json",
     422: "The model's output failed the requested JSON schema",
@@ -39,6 +40,8 @@ _ROUTE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/runs/{request_id}/cancel"): {404, 409, 503},
     ("post", "/codec/decode"): {404},  # 404: payload encryption is off
     ("post", "/codec/encode"): {404},
+    ("post", "/v1/feedback"): {404, 409},
+    ("get", "/v1/feedback"): {404},
     ("post", "/admin/v1/providers"): {409, 503},
     ("get", "/admin/v1/providers/{provider_id}"): {404},
     ("patch", "/admin/v1/providers/{provider_id}"): {404, 409, 503},

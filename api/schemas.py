@@ -150,6 +150,7 @@ class ModelPatch(BaseModel):
     output_per_1k: float | None = Field(default=None, ge=0)
     enabled: bool | None = None
     aliases: list[str] | None = None
+    cache_ttl_s: int | None = Field(default=None, gt=0)  # null: only requests opt in
 
 
 class ProviderOut(BaseModel):

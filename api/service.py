@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from api.dispatch import Dispatcher
+from api.response_cache import CacheAsk, CachedStream, Lookup, ResponseCache
 from api.state import AppState
 from api.stream_relay import DurableStream, DurableStreams
 from shared.contracts import ChatBody, PlanBody, Policy
@@ -92,8 +93,10 @@ def plan_calls(inp: PlanInput) -> int:
 
 class RequestService:
     def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService,
-                 streams: DurableStreams | None = None) -> None:
+                 streams: DurableStreams | None = None,
+                 cache: ResponseCache | None = None) -> None:
         self.state, self.dispatcher, self._keys = state, dispatcher, keys
+        self.cache = cache  # the exact response cache (api/response_cache.py)
         s = state.settings
         self.limits = RequestLimits(max_messages=s.max_messages,
                                     max_directive_lines=s.max_directive_lines)
@@ -132,9 +135,20 @@ class RequestService:
             started_at=caller.started_at)
 
     # -- run -----------------------------------------------------------------------------
-    async def run_chat(self, inp: ChatInput, caller: Caller) -> ChatOutcome:
+    async def run_chat(self, inp: ChatInput, caller: Caller,
+                       cache: CacheAsk | None = None) -> ChatOutcome:
+        """Run a chat; when it is cached (``cache``, or the catalog's TTL), a fresh entry
+        answers instead: no provider call, no workflow, no budget hold, logged as kind
+        ``cache``. A miss runs and its answer is stored."""
+        look = await self.cache.lookup(cache, inp) if self.cache is not None else None
+        if look is not None and look.answer is not None and self.cache is not None:
+            return await self.cache.hit(look.answer, inp)
         estimate = inp.route.candidates[0].estimated_cost_usd
-        return await self._charged(caller, estimate, lambda: self.dispatcher.run_chat(inp))
+        out = await self._charged(caller, estimate, lambda: self.dispatcher.run_chat(inp))
+        if look is not None and self.cache is not None:
+            await self.cache.remember(look, out)
+            out.cache = "miss"
+        return out
 
     async def run_plan(self, inp: PlanInput, caller: Caller) -> PlanOutcome:
         estimate = inp.primary.candidates[0].estimated_cost_usd * plan_calls(inp)
@@ -146,17 +160,23 @@ class RequestService:
         return await self._charged(caller, estimate,
                                    lambda: run_embeddings(inp, self.dispatcher.local))
 
-    async def stream_chat(self, inp: ChatInput, caller: Caller, *, include_usage: bool = True
-                          ) -> ChatStream | DurableStream:
+    async def stream_chat(self, inp: ChatInput, caller: Caller, *, include_usage: bool = True,
+                          cache: CacheAsk | None = None
+                          ) -> ChatStream | DurableStream | CachedStream:
         """Open the stream (failover before the first chunk): on Temporal when it is up
         (api/stream_relay.py), else on the in-process runtime; the budget is settled and
-        the run observed when the run ends, however it ends and whoever reads it."""
+        the run observed when the run ends, however it ends and whoever reads it.
+        A cached answer is replayed as a stream; a completed one is stored when cached."""
+        look = await self.cache.lookup(cache, inp) if self.cache is not None else None
+        if look is not None and look.answer is not None and self.cache is not None:
+            return CachedStream(await self.cache.hit(look.answer, inp))
         idem = self.dispatcher.idempotency
         if caller.fingerprint is not None:  # a stream is not replayed: a repeat is a 409
             await idem.claim_stream(request_id=caller.request_id, fp=caller.fingerprint)
         budget = await self._reserve(caller, inp.route.candidates[0].estimated_cost_usd)
-        durable = await self._stream_durably(inp, budget, include_usage, caller)
+        durable = await self._stream_durably(inp, budget, include_usage, caller, look)
         if durable is not None:
+            durable.cache = "miss" if look is not None else None
             return durable
         try:
             stream = await open_chat_stream(inp, self.dispatcher.local)
@@ -170,13 +190,16 @@ class RequestService:
             if caller.fingerprint is not None:
                 await idem.finish_stream(caller.request_id)
             await self._finished(budget, summary)
+            if look is not None and self.cache is not None:
+                await self.cache.remember_stream(look, stream)
 
         stream.on_finish.append(finished)
+        stream.cache = "miss" if look is not None else None
         stream.tasks = self.state.background  # finishing outlives a client's hang-up
         return stream
 
     async def _stream_durably(self, inp: ChatInput, budget: Budget, include_usage: bool,
-                              caller: Caller) -> DurableStream | None:
+                              caller: Caller, look: Lookup | None) -> DurableStream | None:
         streams = self.streams
         if streams is None:
             return None
@@ -192,6 +215,10 @@ class RequestService:
                 if caller.fingerprint is not None:
                     await idem.finish_stream(caller.request_id)
             await self._finished(budget, out.summary)
+            # the workflow's answer is the text before output shaping: kept only without it
+            if look is not None and self.cache is not None and out.summary.status == "ok" \
+                    and inp.output_format is None:
+                await self.cache.remember(look, out)
 
         try:
             return await streams.open(inp, include_usage=include_usage, on_result=settle)

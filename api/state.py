@@ -59,6 +59,8 @@ class AppState:
     live: LiveCatalog | None = None
     _specs: list[ModelSpec] = field(default_factory=list)
     _aliases: dict[str, dict[str, float]] = field(default_factory=dict)
+    # model and alias id → catalog cache_ttl_s (README "Caching"), those that have one
+    cache_ttls: dict[str, int] = field(default_factory=dict)
     routing: RoutingConfig | None = None  # the live routing config (admin API); None: env
     _policy: ResolvedPolicy | None = None
     _weights: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
@@ -80,6 +82,8 @@ class AppState:
         self.catalog = catalog
         self._specs = model_specs(catalog)
         self._aliases = catalog.alias_targets()
+        self.cache_ttls = {m.id: m.cache_ttl_s for m in catalog.models if m.cache_ttl_s} | {
+            a.id: a.cache_ttl_s for a in catalog.aliases if a.cache_ttl_s}
 
     async def adapter(self, provider_id: str) -> ProviderAdapter:
         """The adapter at call time (the live catalog's, which may first pick up a change

@@ -152,6 +152,7 @@ class DurableStream:
         self.first: tuple[int, StreamEvent] | None = None
         self.finished = False
         self.cancel_on_disconnect = False
+        self.cache: str | None = None  # "miss" when the response cache applies
 
     async def open(self) -> None:
         """Wait for the first event; a run that fails before it raises its error (a 502

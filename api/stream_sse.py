@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from api.response_cache import CachedStream
 from api.responses import run_link
 from api.stream_relay import DurableStream, StreamBroken
-from api.streaming import _chunk_event, _sse, openai_events, sse_response
+from api.streaming import _chunk_event, _sse, cached_response, openai_events, sse_response
 from shared.contracts import StreamChunk
 from shared.orchestration.stream import ChatStream
 from shared.orchestration.streamlog import StreamEvent
@@ -93,6 +94,8 @@ def durable_response(stream: DurableStream, request: Request, *,
     headers = {"X-TokenHub-Executor": "temporal", "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no", "X-Request-ID": stream.request_id,
                **run_link(request.app.state.tokenhub.settings, stream.request_id, "temporal")}
+    if stream.cache is not None:
+        headers["X-TokenHub-Cache"] = stream.cache
     if stream.model_id and stream.provider_id:
         headers.update({"X-TokenHub-Model": stream.model_id,
                         "X-TokenHub-Provider": stream.provider_id})
@@ -110,9 +113,11 @@ def durable_response(stream: DurableStream, request: Request, *,
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
-def stream_response(opened: ChatStream | DurableStream, request: Request, *,
+def stream_response(opened: ChatStream | DurableStream | CachedStream, request: Request, *,
                     include_usage: bool) -> StreamingResponse:
-    """The SSE response of a stream, whichever runtime opened it."""
+    """The SSE response of a stream, whichever runtime opened it (or the cache)."""
+    if isinstance(opened, CachedStream):
+        return cached_response(opened.outcome, include_usage=include_usage)
     if isinstance(opened, DurableStream):
         return durable_response(opened, request)
     return sse_response(opened, openai_events(opened, include_usage=include_usage))

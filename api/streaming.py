@@ -16,6 +16,7 @@ import orjson
 from starlette.responses import StreamingResponse
 
 from shared.contracts import StreamChunk
+from shared.orchestration.chat import ChatOutcome
 from shared.orchestration.stream import ChatStream
 
 
@@ -67,9 +68,47 @@ async def openai_events(stream: ChatStream, *, include_usage: bool) -> AsyncIter
     yield _sse("[DONE]")
 
 
+REPLAY_CHUNK_CHARS = 256
+
+
+async def cached_events(outcome: ChatOutcome, *, include_usage: bool) -> AsyncIterator[bytes]:
+    """A cached answer replayed as the stream it would have been: the text in chunks, the
+    tool calls, the finish reason, the usage chunk (when asked for), ``[DONE]``."""
+    r, model = outcome.response, outcome.negotiated_model
+    completion_id = f"chatcmpl-{outcome.request_id}"
+    created = int(time.time())
+    text = r.message.content
+    pieces = [text[i:i + REPLAY_CHUNK_CHARS] for i in range(0, len(text), REPLAY_CHUNK_CHARS)]
+    chunks = [StreamChunk(delta=p) for p in pieces] or [StreamChunk()]
+    if r.message.tool_calls:
+        chunks.append(StreamChunk(tool_calls=r.message.tool_calls))
+    chunks.append(StreamChunk(finish_reason=r.finish_reason or "stop"))
+    for i, chunk in enumerate(chunks):
+        yield _sse(_chunk_event(completion_id, model, created, chunk, i == 0))
+    if include_usage:
+        u = r.usage
+        yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                    "model": model, "choices": [],
+                    "usage": {"prompt_tokens": u.prompt_tokens,
+                              "completion_tokens": u.completion_tokens,
+                              "total_tokens": u.total_tokens}})
+    yield _sse("[DONE]")
+
+
+def cached_response(outcome: ChatOutcome, *, include_usage: bool) -> StreamingResponse:
+    headers = {"X-TokenHub-Model": outcome.negotiated_model,
+               "X-TokenHub-Provider": outcome.provider, "X-TokenHub-Executor": "cache",
+               "X-TokenHub-Cache": "hit", "X-TokenHub-Cost-USD": f"{0:.8f}",
+               "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(cached_events(outcome, include_usage=include_usage),
+                             media_type="text/event-stream", headers=headers)
+
+
 def sse_response(stream: ChatStream, events: AsyncIterator[bytes]) -> StreamingResponse:
     model = stream.model
     headers = {"X-TokenHub-Model": model.id, "X-TokenHub-Provider": model.provider_id,
                "X-TokenHub-Executor": stream.executor, "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}
+    if stream.cache is not None:
+        headers["X-TokenHub-Cache"] = stream.cache
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)

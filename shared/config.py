@@ -132,6 +132,19 @@ class Settings(BaseSettings):
     # a budget hold of a process that crashed is released after this (budgets.py)
     budget_reservation_ttl_s: float = Field(default=900.0, gt=0)
 
+    # Feedback (README "Feedback"): a user's score becomes a reward row that counts as this
+    # many automatic observations in the Thompson posteriors (0: stored, never steers).
+    feedback_weight: float = Field(default=1.0, ge=0, le=100)
+
+    # Exact response cache (README "Caching"): the database by default, Redis when
+    # ``cache_url`` is set; entries shared across API keys only with scope "global".
+    cache_url: str | None = None
+    cache_scope: Literal["key", "global"] = "key"
+    cache_max_ttl_s: int = Field(default=86400, gt=0)
+    cache_sweep_interval_s: float = Field(default=60.0, gt=0)  # expired DB rows deleted
+    # recently used entries kept in each process in front of the store (0: none)
+    cache_memory_entries: int = Field(default=1024, ge=0)
+
     # The live catalog (shared/catalog.py): every process polls the DB's catalog version.
     catalog_poll_s: float = Field(default=1.0, gt=0)
 
@@ -392,6 +405,8 @@ class ModelConfig(BaseModel):
     # "embedding": served by POST /v1/embeddings only; chat routing never picks it (and
     # embeddings never pick a chat model)
     kind: ModelKind = "chat"
+    # answers for this model are cached this long (README "Caching"); None: only on request
+    cache_ttl_s: int | None = Field(default=None, gt=0)
 
     @property
     def upstream(self) -> str:
@@ -403,6 +418,7 @@ class AliasConfig(BaseModel):
 
     id: CatalogId
     targets: dict[CatalogId, float] = Field(min_length=1)
+    cache_ttl_s: int | None = Field(default=None, gt=0)  # as ModelConfig's, for the alias
 
     @field_validator("targets")
     @classmethod

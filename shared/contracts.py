@@ -18,7 +18,7 @@ from shared.errors import ErrorClass
 Mode = Literal["cheap", "normal", "high_confidence", "planning", "adversarial", "thompson"]
 MODES: tuple[str, ...] = get_args(Mode)
 Role = Literal["system", "user", "assistant", "tool", "developer"]
-Executor = Literal["temporal", "local"]
+Executor = Literal["temporal", "local", "cache"]  # cache: a hit, no run
 PlanMode = Literal["adversarial", "vote", "refine", "planning"]
 
 
@@ -98,12 +98,23 @@ class OutputFormat(BaseModel):
     strip_think: bool = False
 
 
+class CacheDirective(BaseModel):
+    """``"cache": {"ttl_s": N}``: answer from the exact response cache when an identical
+    request was answered less than N seconds ago, else run and keep the answer N seconds
+    (at most TOKENHUB_CACHE_MAX_TTL_S)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_s: int = Field(gt=0)
+
+
 class ChatBody(BaseModel):
     """``POST /v1/chat`` body."""
 
     request: ChatRequest
     policy: Policy | None = None
     output_format: OutputFormat | None = None
+    cache: CacheDirective | None = None
 
 
 class Usage(BaseModel):
@@ -235,7 +246,8 @@ class RequestRecord(BaseModel):
 
     request_id: str
     created_at: datetime
-    kind: Literal["chat", "plan", "completions", "messages", "stream", "embeddings"] = "chat"
+    kind: Literal["chat", "plan", "completions", "messages", "stream", "embeddings",
+                  "cache"] = "chat"
     mode: str | None = None
     model: str | None = None
     provider: str | None = None
@@ -251,6 +263,7 @@ class RequestRecord(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     request_body: str | None = None
     response_body: str | None = None
+    size_bucket: str | None = None  # the run's routing size bucket (feedback rewards it)
 
 
 class RewardRecord(BaseModel):
@@ -264,3 +277,7 @@ class RewardRecord(BaseModel):
     success: bool
     cost_usd: float = 0.0
     latency_ms: float = 0.0
+    # None: the gateway's automatic reward; "feedback:<source>": a user's score
+    # (POST /v1/feedback), counted ``weight`` times in the posterior
+    source: str | None = None
+    weight: float = Field(default=1.0, ge=0)

@@ -27,9 +27,10 @@ router = APIRouter(prefix="/admin/v1", tags=["admin"])
 
 
 def _public(alias_id: str, targets: dict[str, float], state: Any) -> dict[str, Any]:
-    explicit = any(a.id == alias_id for a in state.catalog.aliases)
+    explicit = next((a for a in state.catalog.aliases if a.id == alias_id), None)
     return {"id": alias_id, "targets": targets,
-            "source": "alias" if explicit else "model.aliases"}
+            "source": "alias" if explicit else "model.aliases",
+            "cache_ttl_s": explicit.cache_ttl_s if explicit else None}
 
 
 async def _save(request: Request, state: Any, data: dict[str, Any], action: str) -> AliasConfig:

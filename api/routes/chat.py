@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api.deps import Ctx, json_body, lean_post
+from api.response_cache import CacheAsk, check_ttl
 from api.responses import JSONResponse, run_link
 from api.security import stored_body
 from api.stream_sse import stream_response
@@ -18,7 +19,7 @@ router = APIRouter(tags=["chat"])
 
 def routing_headers(outcome: ChatOutcome, settings: Settings) -> dict[str, str]:
     run = outcome.summary
-    return {
+    headers = {
         **run_link(settings, outcome.request_id, run.executor),
         "X-TokenHub-Model": outcome.negotiated_model,
         "X-TokenHub-Provider": outcome.provider,
@@ -26,6 +27,15 @@ def routing_headers(outcome: ChatOutcome, settings: Settings) -> dict[str, str]:
         "X-TokenHub-Cost-USD": f"{run.cost_usd:.8f}",
         "X-TokenHub-Attempts": str(len(run.attempts)),
     }
+    if outcome.cache is not None:
+        headers["X-TokenHub-Cache"] = outcome.cache
+    return headers
+
+
+def cache_ask(ctx: Ctx, ttl_s: int | None, model_hint: str | None, field: str) -> CacheAsk:
+    """The request's cache directive, its TTL checked (400 naming ``field``)."""
+    return CacheAsk(ttl_s=check_ttl(ttl_s, ctx.state.settings.cache_max_ttl_s, field),
+                    model_hint=model_hint)
 
 
 @lean_post(router, "/v1/chat", scope="chat", body=ChatBody, response=ChatResponse,
@@ -34,11 +44,13 @@ async def chat(request: Request, ctx: Ctx) -> Response:
     body = await json_body(request, ChatBody)
     caller = ctx.caller(stored_body(request, body), body=body)
     stream = body.request.stream
+    ask = cache_ask(ctx, body.cache.ttl_s if body.cache else None, body.request.model_hint,
+                    "cache.ttl_s")
     inp = ctx.service.prepare_chat(body, caller, kind="stream" if stream else "chat")
     if stream:
-        opened = await ctx.service.stream_chat(inp, caller)
+        opened = await ctx.service.stream_chat(inp, caller, cache=ask)
         return stream_response(opened, request, include_usage=True)
-    outcome = await ctx.service.run_chat(inp, caller)
+    outcome = await ctx.service.run_chat(inp, caller, cache=ask)
     resp = ChatResponse(
         request_id=outcome.request_id, negotiated_model=outcome.negotiated_model,
         provider=outcome.provider, estimated_cost_usd=outcome.estimated_cost_usd,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -88,6 +88,7 @@ class ChatOutcome(BaseModel):
     routing_reason: str
     response: NormalizedResponse
     summary: RunSummary
+    cache: Literal["hit", "miss"] | None = None  # set by the gateway when caching applied
 
     @property
     def attempts(self) -> list[Attempt]:

@@ -22,7 +22,8 @@ from shared.errors import TokenHubError
 from shared.orchestration.ports import Effects, RecordBatch
 from shared.routing.thompson import reward
 
-RequestKind = Literal["chat", "plan", "completions", "messages", "stream", "embeddings"]
+RequestKind = Literal["chat", "plan", "completions", "messages", "stream", "embeddings",
+                      "cache"]
 SizeBucket = Literal["small", "medium", "large"]
 
 
@@ -86,7 +87,8 @@ def record_batch(summary: RunSummary, now: datetime, *, request_body: str | None
         provider=s.provider, input_tokens=s.input_tokens, output_tokens=s.output_tokens,
         cost_usd=s.cost_usd, latency_ms=round(s.latency_ms, 3), status=s.status,
         http_status=s.http_status, error_class=s.error_class, executor=s.executor,
-        api_key_id=s.api_key_id, attempts=s.attempts, request_body=request_body)
+        api_key_id=s.api_key_id, attempts=s.attempts, request_body=request_body,
+        size_bucket=s.size_bucket)
     return RecordBatch(record=row, rewards=rewards_for(s, now), started_at=started_at)
 
 

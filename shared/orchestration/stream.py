@@ -133,6 +133,13 @@ class ChatStream:
         self.tasks: set[asyncio.Task[Any]] = set()
         self._out_chars = 0  # characters received from the upstream
         self._detached = False  # finished in a task nobody awaits (the client hung up)
+        # the answer as the client received it (for the response cache); tool calls arrive
+        # as fragments, so an answer with any is not kept
+        self._text: list[str] = []
+        self._finish_reason: str | None = None
+        self._had_tools = False
+        self.completed = False  # ended normally and passed output validation
+        self.cache: str | None = None  # "miss" when the gateway's response cache applies
 
     @property
     def model(self) -> ModelSpec:
@@ -150,6 +157,18 @@ class ChatStream:
         self._out_chars += len(chunk.delta)
         if chunk.tool_calls:
             self._out_chars += len(orjson.dumps(chunk.tool_calls))
+
+    def _sent(self, chunk: StreamChunk) -> StreamChunk:
+        self._text.append(chunk.delta)
+        self._finish_reason = chunk.finish_reason or self._finish_reason
+        self._had_tools = self._had_tools or bool(chunk.tool_calls)
+        return chunk
+
+    def answer(self) -> tuple[str, str | None] | None:
+        """(text, finish reason) of a completed text answer, else None."""
+        if not self.completed or self._had_tools:
+            return None
+        return "".join(self._text), self._finish_reason
 
     def charged_usage(self) -> Usage:
         """The usage the run is charged and reported with: the provider's figures, and
@@ -171,12 +190,13 @@ class ChatStream:
             chunk: StreamChunk | None = self._opened.first
             while chunk is not None:
                 self._take(chunk)
-                yield shaper.shape(chunk)
+                yield self._sent(shaper.shape(chunk))
                 chunk = await anext(self._opened.rest, None)
             tail = shaper.close()
             if tail is not None:
-                yield tail
+                yield self._sent(tail)
             self.output_error = shaper.validate()
+            self.completed = self.output_error is None
             ended = True
         except ProviderError as err:
             self.error = err

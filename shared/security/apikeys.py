@@ -26,7 +26,7 @@ from shared.security.tables import ApiKeyRow
 
 __all__ = ["SCOPES", "ApiKeyInfo", "ApiKeyService", "Principal", "Reservation", "usd"]
 
-SCOPES = ("chat", "plan", "runs", "models", "admin")
+SCOPES = ("chat", "plan", "runs", "models", "feedback", "admin")
 PREFIX = "thk_"
 
 

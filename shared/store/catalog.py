@@ -25,7 +25,7 @@ def _model(row: ModelRow) -> ModelConfig:
                        weight=row.weight, max_context_tokens=row.max_context_tokens,
                        input_per_1k=row.input_per_1k, output_per_1k=row.output_per_1k,
                        enabled=row.enabled, aliases=list(row.aliases or []),
-                       kind=row.kind or "chat")
+                       kind=row.kind or "chat", cache_ttl_s=row.cache_ttl_s)
 
 
 VERSION_ID = 1
@@ -54,7 +54,7 @@ async def load(session: AsyncSession) -> tuple[list[ProviderConfig], list[ModelC
                                                list[AliasConfig]]:
     providers = [_provider(r) for r in (await session.scalars(select(ProviderRow))).all()]
     models = [_model(r) for r in (await session.scalars(select(ModelRow))).all()]
-    aliases = [AliasConfig(id=r.id, targets=r.targets)
+    aliases = [AliasConfig(id=r.id, targets=r.targets, cache_ttl_s=r.cache_ttl_s)
                for r in (await session.scalars(select(AliasRow))).all()]
     return providers, models, aliases
 
@@ -95,6 +95,7 @@ async def upsert_model(session: AsyncSession, *, model: ModelConfig) -> None:
     row.weight, row.max_context_tokens = model.weight, model.max_context_tokens
     row.input_per_1k, row.output_per_1k = model.input_per_1k, model.output_per_1k
     row.enabled, row.aliases, row.kind = model.enabled, model.aliases, model.kind
+    row.cache_ttl_s = model.cache_ttl_s
     await bump_version(session)
 
 
@@ -106,9 +107,10 @@ async def delete_model(session: AsyncSession, *, model_id: str) -> None:
 async def upsert_alias(session: AsyncSession, *, alias: AliasConfig) -> None:
     row = await session.get(AliasRow, alias.id)
     if row is None:
-        session.add(AliasRow(id=alias.id, targets=dict(alias.targets)))
+        session.add(AliasRow(id=alias.id, targets=dict(alias.targets),
+                             cache_ttl_s=alias.cache_ttl_s))
     else:
-        row.targets = dict(alias.targets)
+        row.targets, row.cache_ttl_s = dict(alias.targets), alias.cache_ttl_s
     await bump_version(session)
 
 

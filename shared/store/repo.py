@@ -54,14 +54,16 @@ async def model_stats(session: AsyncSession, *, since: datetime) -> dict[str, Mo
 
 
 async def reward_posteriors(session: AsyncSession) -> dict[tuple[str, str], BetaPosterior]:
-    """Beta(1 + Σ reward, 1 + Σ (1 − reward)) per (model, size bucket)."""
+    """Beta(1 + Σ w·reward, 1 + Σ w·(1 − reward)) per (model, size bucket); ``w`` is the
+    row's weight: 1 for the automatic rewards, TOKENHUB_FEEDBACK_WEIGHT for a user's."""
+    weight = cast(RewardRow.weight, Float)
     q = (select(RewardRow.model, RewardRow.size_bucket,
-                func.sum(cast(RewardRow.reward, Float)), func.count())
+                func.sum(weight * cast(RewardRow.reward, Float)), func.sum(weight))
          .group_by(RewardRow.model, RewardRow.size_bucket))
     out: dict[tuple[str, str], BetaPosterior] = {}
     for model, bucket, total, n in (await session.execute(q)).all():
-        s = float(total or 0)
-        out[(str(model), str(bucket))] = BetaPosterior(alpha=1 + s, beta=1 + (n - s))
+        s, w = float(total or 0), float(n or 0)
+        out[(str(model), str(bucket))] = BetaPosterior(alpha=1 + s, beta=1 + max(w - s, 0.0))
     return out
 
 
@@ -77,7 +79,8 @@ async def list_rewards(session: AsyncSession, *, limit: int = 50, before_id: int
     cursor = rows[limit - 1].id if len(rows) > limit else None
     page = [{"id": r.id, "request_id": r.request_id, "created_at": r.created_at.isoformat(),
              "model": r.model, "size_bucket": r.size_bucket, "reward": r.reward,
-             "success": r.success, "cost_usd": r.cost_usd, "latency_ms": r.latency_ms}
+             "success": r.success, "cost_usd": r.cost_usd, "latency_ms": r.latency_ms,
+             "source": r.source, "weight": r.weight}
             for r in rows[:limit]]
     return page, cursor
 

@@ -63,6 +63,11 @@ class RequestLogWriter:
     def pending(self) -> int:
         return self._queue.qsize() + len(self._inflight)
 
+    @property
+    def writing(self) -> bool:
+        """Rows submitted and not yet committed (queued, batching, or being written)."""
+        return self.pending > 0 or (self._current is not None and not self._current.done())
+
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="request-log-writer")

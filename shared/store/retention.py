@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.security.tables import AuditRow
-from shared.store.tables import RequestLogRow, RewardRow
+from shared.store.tables import FeedbackRow, RequestLogRow, RewardRow
 
 BATCH = 1000
 PAUSE_S = 0.005  # between batches: lets the request-log writer and requests in
@@ -72,6 +72,8 @@ def _table(name: str) -> tuple[Any, InstrumentedAttribute[Any], InstrumentedAttr
         return RequestLogRow, RequestLogRow.id, RequestLogRow.created_at
     if name == "rewards":
         return RewardRow, RewardRow.id, RewardRow.created_at
+    if name == "feedback":
+        return FeedbackRow, FeedbackRow.id, FeedbackRow.created_at
     return AuditRow, AuditRow.id, AuditRow.at
 
 
@@ -133,10 +135,13 @@ async def prune_table(sessionmaker: async_sessionmaker[AsyncSession], name: str,
 async def prune(sessionmaker: async_sessionmaker[AsyncSession], config: RetentionConfig, *,
                 now: datetime | None = None, batch: int = BATCH, pause_s: float = PAUSE_S,
                 on_deleted: Callable[[str, int], None] | None = None) -> dict[str, int]:
-    """One prune pass over every table; {table: rows deleted}."""
+    """One prune pass over every table; {table: rows deleted}. Ratings (``feedback``) are
+    kept as long as request-log rows (a rating is reachable only through its request)."""
     out: dict[str, int] = {}
-    for name in TABLES:
-        n = await prune_table(sessionmaker, name, getattr(config, name), now=now, batch=batch,
+    keeps = [(name, getattr(config, name)) for name in TABLES]
+    keeps.append(("feedback", TableRetention(days=config.request_log.days)))
+    for name, keep in keeps:
+        n = await prune_table(sessionmaker, name, keep, now=now, batch=batch,
                               pause_s=pause_s)
         out[name] = n
         if on_deleted is not None and n:

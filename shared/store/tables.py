@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.store.base import Base, UTCDateTime, utcnow
@@ -38,6 +38,7 @@ class ModelRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     aliases: Mapped[list[Any]] = mapped_column(JSON, default=list)
     kind: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
+    cache_ttl_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -47,6 +48,7 @@ class AliasRow(Base):
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     targets: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cache_ttl_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -73,6 +75,7 @@ class RequestLogRow(Base):
     attempts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     request_body: Mapped[str | None] = mapped_column(Text)
     response_body: Mapped[str | None] = mapped_column(Text)
+    size_bucket: Mapped[str | None] = mapped_column(String(16))
 
 
 class RewardRow(Base):
@@ -87,6 +90,42 @@ class RewardRow(Base):
     success: Mapped[bool] = mapped_column(Boolean)
     cost_usd: Mapped[float] = mapped_column(Float, default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0)
+    # None: automatic (the run's own outcome); "feedback:<source>": a user's score
+    source: Mapped[str | None] = mapped_column(String(80))
+    weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
+
+
+class FeedbackRow(Base):
+    """One rating of a request by one source (POST /v1/feedback); its reward row is in
+    ``rewards`` with ``source = "feedback:<source>"``."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("request_id", "source", name="uq_feedback_request_source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(64))
+    api_key_id: Mapped[str | None] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    thumbs: Mapped[str | None] = mapped_column(String(8))
+    comment: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(128))
+    size_bucket: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ResponseCacheRow(Base):
+    """An exact-response cache entry (shared/cache/sql.py): the key is the hash of the
+    canonical request (shared/cache/keys.py), the value the answer as JSON."""
+
+    __tablename__ = "response_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class RuntimeConfigRow(Base):

@@ -59,6 +59,11 @@ class Metrics:
                                    ["model", "provider", "status"], registry=r)
         self.pruned = Counter("tokenhub_pruned_rows", "Rows deleted by retention pruning",
                               ["table"], registry=r)
+        self.cache = Counter("tokenhub_cache_lookups", "Response cache lookups by result "
+                             "(hit, miss, error: the store failed and the request ran)",
+                             ["result"], registry=r)
+        self.cache_stores = Counter("tokenhub_cache_stores", "Answers stored in the response "
+                                    "cache, by outcome (ok, error)", ["outcome"], registry=r)
         self.log_queue = Gauge("tokenhub_request_log_queue",
                                "Request-log rows waiting to be written", registry=r,
                                multiprocess_mode="livesum")

@@ -98,7 +98,7 @@ def test_retention_settings_prune_and_rewards(gateway_factory: Any) -> None:
         assert c.get("/admin/v1/retention").json()["audit"]["days"] == 365  # kept
         r = c.post("/admin/v1/prune")
         assert r.status_code == 200 and r.json()["deleted"] == {
-            "request_log": 0, "rewards": 0, "audit": 0}
+            "request_log": 0, "rewards": 0, "audit": 0, "feedback": 0}
     for _ in range(3):
         assert chat(srv, "small").status_code == 200
     with admin(srv) as c:

@@ -225,3 +225,26 @@ async def test_a_repeat_with_another_body_is_a_409_on_the_workflow_path(
     assert fake.count() == 1
     # the repeat attached to the first run: counted once
     assert _metric(metrics, 'tokenhub_executor_total{executor="temporal",kind="chat"}') == 1
+
+
+async def test_a_cache_hit_starts_no_workflow(temporal_gateway: ThreadedServer,
+                                              temporal_env: WorkflowEnvironment,
+                                              fake: FakeProvider) -> None:
+    """Issue 16: the miss runs as a workflow and its answer is kept; the hit is answered by
+    the gateway (executor cache): no workflow with its request id, no provider call."""
+    body = {"request": {"messages": [{"role": "user", "content": f"c {uuid.uuid4().hex}"}],
+                        "model_hint": "claude"}, "cache": {"ttl_s": 60}}
+    miss_id, hit_id = f"req-{uuid.uuid4().hex}", f"req-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(base_url=temporal_gateway.url, trust_env=False,
+                                 timeout=30) as c:
+        miss = await c.post("/v1/chat", headers={"X-Request-ID": miss_id}, json=body)
+        hit = await c.post("/v1/chat", headers={"X-Request-ID": hit_id}, json=body)
+    assert (miss.headers["x-tokenhub-executor"], miss.headers["x-tokenhub-cache"]) == \
+        ("temporal", "miss")
+    assert (hit.headers["x-tokenhub-executor"], hit.headers["x-tokenhub-cache"]) == \
+        ("cache", "hit")
+    assert hit.json()["response"]["message"] == miss.json()["response"]["message"]
+    assert fake.count() == 1
+    await temporal_env.client.get_workflow_handle(miss_id).describe()
+    with pytest.raises(Exception, match="not found"):
+        await temporal_env.client.get_workflow_handle(hit_id).describe()

@@ -61,7 +61,8 @@ async def test_prune_by_age_in_batches_keeps_the_young_rows(
         sm: async_sessionmaker[AsyncSession]) -> None:
     await _fill(sm, old=2500, new=10)
     deleted = await prune(sm, RetentionConfig(), now=NOW, batch=1000, pause_s=0)
-    assert deleted == {"request_log": 2500, "rewards": 5, "audit": 3}
+    assert deleted == {"request_log": 2500, "rewards": 5, "audit": 3,
+                       "feedback": 0}
     assert await _count(sm, RequestLogRow) == 10
 
 
