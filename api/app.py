@@ -41,6 +41,7 @@ from api.routes import (
     plan,
     runs,
 )
+from api.runs import AsyncRuns
 from api.security import SecurityState, build_security
 from api.service import RequestService
 from api.state import AppState
@@ -96,6 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.temporal_stream_relay == "local" else None
         streams = DurableStreams(state, temporal, gw.dispatcher.breaker, relay)
     gw.service = RequestService(state, gw.dispatcher, sec.apikeys, streams)
+    gw.runs = AsyncRuns(gw.service, temporal, gw.dispatcher.breaker)
     worker_task = await start_embedded_worker(state, temporal,
                                               streams.handoff if streams else None)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
@@ -121,6 +123,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker_task
         await gw.dispatcher.aclose()
+        await gw.runs.aclose()  # unsettled async runs' holds expire (api/runs.py)
         if state.background:  # streams being finished (record, budget) get a moment
             await asyncio.wait(set(state.background), timeout=5)
         for task in list(state.background):

@@ -9,6 +9,7 @@ on ``app.state``.
 from __future__ import annotations
 
 from api.dispatch import Dispatcher
+from api.runs import AsyncRuns
 from api.security import SecurityState
 from api.service import RequestService
 from api.state import AppState
@@ -22,6 +23,7 @@ class Gateway:
     security: SecurityState
     dispatcher: Dispatcher
     service: RequestService
+    runs: AsyncRuns
 
     def __init__(self, *, settings: Settings, catalog: Catalog, metrics: Metrics,
                  secrets: SecretRegistry) -> None:

@@ -27,7 +27,8 @@ _DESCRIPTIONS = {
     416: "The stream's run is finished and has no event after that offset",
     429: "Rate limited (see Retry-After)",
     502: "Every provider attempt failed (attempts listed)",
-    503: "Nothing eligible, or the vault is locked",
+    503: "Nothing eligible, the vault is locked, or (async runs, batches) Temporal is "
+         "unavailable",
 }
 _RUN = {404, 422, 502, 503}
 _ROUTE_ERRORS: dict[tuple[str, str], set[int]] = {
@@ -37,6 +38,10 @@ _ROUTE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/v1/embeddings"): {404, 502, 503},
     ("get", "/v1/runs/{request_id}/stream"): {404, 416, 503},
     ("post", "/v1/runs/{request_id}/cancel"): {404, 409, 503},
+    ("post", "/v1/runs"): {404, 503},
+    ("get", "/v1/runs"): {503},
+    ("get", "/v1/runs/{run_id}"): {404, 503},
+    ("get", "/v1/runs/{run_id}/events"): {404, 503},
     ("post", "/admin/v1/providers"): {409, 503},
     ("get", "/admin/v1/providers/{provider_id}"): {404},
     ("patch", "/admin/v1/providers/{provider_id}"): {404, 409, 503},

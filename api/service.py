@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from api.dispatch import Dispatcher
 from api.state import AppState
@@ -84,12 +84,6 @@ class Budget:
             await self._keys.settle(res, actual_usd)
 
 
-def plan_calls(inp: PlanInput) -> int:
-    """Provider calls a plan run makes (for the budget estimate)."""
-    return {"adversarial": 1 + 2 * inp.iterations, "vote": inp.voters + 1,
-            "refine": 1 + inp.iterations, "planning": 1}[inp.mode]
-
-
 class RequestService:
     def __init__(self, state: AppState, dispatcher: Dispatcher, keys: ApiKeyService,
                  streams: DurableStreams | None = None) -> None:
@@ -137,7 +131,7 @@ class RequestService:
         return await self._charged(caller, estimate, lambda: self.dispatcher.run_chat(inp))
 
     async def run_plan(self, inp: PlanInput, caller: Caller) -> PlanOutcome:
-        estimate = inp.primary.candidates[0].estimated_cost_usd * plan_calls(inp)
+        estimate = inp.primary.candidates[0].estimated_cost_usd * inp.calls
         return await self._charged(caller, estimate, lambda: self.dispatcher.run_plan(inp))
 
     async def run_embeddings(self, inp: EmbeddingsInput, caller: Caller) -> EmbeddingsOutcome:
@@ -200,6 +194,41 @@ class RequestService:
                 await idem.release(caller.request_id)
             await self._failed(budget, exc)
             raise
+
+    async def submit(self, caller: Caller, estimate_usd: float,
+                     start: Callable[[], Awaitable[asyncio.Future[Any] | None]], *,
+                     tasks: set[asyncio.Task[None]]) -> bool:
+        """An async run (api/runs.py): reserve its budget and start it; ``start`` gives the
+        run's future result, or None when the id already had a run (charged by the call
+        that started it). The run is settled and observed when it ends, by a task kept
+        in ``tasks``. Whether this call started the run."""
+        budget = await self._reserve(caller, estimate_usd)
+        try:
+            result = await start()
+        except BaseException:
+            await budget.settle(0.0)
+            raise
+        if result is None:
+            await budget.settle(0.0)
+            return False
+
+        async def settle() -> None:
+            try:
+                out = await result
+            except asyncio.CancelledError:  # the gateway stops: the hold expires (TTL)
+                result.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed run is settled on its summary
+                await self._failed(budget, exc)
+                return
+            summary = getattr(out, "summary", None)
+            if isinstance(summary, RunSummary):
+                await self._finished(budget, summary)
+
+        task = asyncio.get_running_loop().create_task(settle())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return True
 
     # -- bookkeeping -----------------------------------------------------------------------
     async def _charged(self, caller: Caller, estimate_usd: float,

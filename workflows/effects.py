@@ -23,7 +23,9 @@ with workflow.unsafe.imports_passed_through():
         ModelCallResult,
         RecordBatch,
     )
+    from shared.orchestration.progress import ProgressTracker
     from shared.orchestration.retry import RetrySpec
+    from workflows import attributes
 
 def retry_policy(spec: RetrySpec) -> RetryPolicy:
     """The activity RetryPolicy equivalent to the local path's retry loop."""
@@ -39,14 +41,42 @@ def retry_policy(spec: RetrySpec) -> RetryPolicy:
 class TemporalEffects:
     executor: Executor = "temporal"
 
-    def __init__(self, retry: RetrySpec | None = None) -> None:
+    def __init__(self, retry: RetrySpec | None = None,
+                 tracker: ProgressTracker | None = None) -> None:
         self._retry = retry or RetrySpec()
         self._local_calls = self._retry.local_activities
+        self.tracker = tracker  # an async run's progress (query and events)
 
     def now(self) -> datetime:
         return workflow.now()
 
+    async def wait(self, seconds: float, reason: str) -> None:
+        """A durable timer; the run's status is ``waiting`` meanwhile (progress query,
+        events, and the TokenHubStatus search attribute)."""
+        if self.tracker is not None:
+            self.tracker.waiting(seconds, reason)
+        attributes.upsert_status("waiting")
+        try:
+            await workflow.sleep(timedelta(seconds=seconds), summary=f"waiting: {reason}"[:200])
+        finally:
+            attributes.upsert_status("running")
+            if self.tracker is not None:
+                self.tracker.resumed()
+
     async def call_model(self, call: ModelCall) -> ModelCallResult:
+        tracker = self.tracker
+        if tracker is None:
+            return await self._call_model(call)
+        tracker.started(call.step, call.model.id, call.model.provider_id)
+        try:
+            res = await self._call_model(call)
+        except ModelCallFailed as failed:
+            tracker.failed(failed.attempt)
+            raise
+        tracker.finished(res.attempt, res.cost_usd)
+        return res
+
+    async def _call_model(self, call: ModelCall) -> ModelCallResult:
         spec = self._retry
         timeout = timedelta(seconds=spec.attempt_timeout_s)
         try:
