@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from api.background import retention_prune, routing_upkeep, vault_watch
+from api.batches import Batches
 from api.catalog import attach, build_live_catalog, reload_catalog
 from api.deps import document_lean_routes
 from api.dispatch import Dispatcher
@@ -34,8 +35,10 @@ from api.routes import (
     admin_discovery,
     admin_runtime,
     admin_security,
+    batches,
     chat,
     embeddings,
+    files,
     health,
     openai_compat,
     plan,
@@ -55,6 +58,7 @@ from shared.orchestration.handoff import Handoff
 from shared.orchestration.retry import RetrySpec
 from shared.runtime import tune_gc
 from shared.security.redact import install_redaction
+from shared.store.batches import BatchStore
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
@@ -98,6 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         streams = DurableStreams(state, temporal, gw.dispatcher.breaker, relay)
     gw.service = RequestService(state, gw.dispatcher, sec.apikeys, streams)
     gw.runs = AsyncRuns(gw.service, temporal, gw.dispatcher.breaker)
+    gw.batches = Batches(gw.service, gw.runs, BatchStore(sessionmaker), settings)
     worker_task = await start_embedded_worker(state, temporal,
                                               streams.handoff if streams else None)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
@@ -175,7 +180,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_error_handlers(app)
     # admin_discovery before admin_catalog: ids may hold "/", so "/providers/{id:path}"
     # would otherwise take "/providers/x/discover" as the provider "x/discover"
-    for module in (chat, openai_compat, embeddings, plan, runs, health, admin_security,
+    for module in (chat, openai_compat, embeddings, plan, runs, files, batches, health,
+                   admin_security,
                    admin_discovery, admin_catalog, admin_aliases, admin_runtime):
         app.include_router(module.router)
     _document_bodies(app)
@@ -187,5 +193,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
                                            "x-tokenhub-provider", "x-tokenhub-executor"])
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_timeout_s=settings.body_timeout_s,
-                       metrics=metrics)
+                       metrics=metrics,  # an upload's multipart envelope: 64 KiB more
+                       uploads={"/v1/files": settings.max_batch_file_bytes + 65536})
     return app

@@ -8,6 +8,8 @@ on ``app.state``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from api.dispatch import Dispatcher
 from api.runs import AsyncRuns
 from api.security import SecurityState
@@ -17,6 +19,9 @@ from shared.config import Catalog, Settings
 from shared.security.redact import SecretRegistry
 from shared.telemetry.metrics import Metrics
 
+if TYPE_CHECKING:
+    from api.batches import Batches
+
 
 class Gateway:
     state: AppState
@@ -24,6 +29,7 @@ class Gateway:
     dispatcher: Dispatcher
     service: RequestService
     runs: AsyncRuns
+    batches: Batches
 
     def __init__(self, *, settings: Settings, catalog: Catalog, metrics: Metrics,
                  secrets: SecretRegistry) -> None:

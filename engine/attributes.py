@@ -19,8 +19,11 @@ API_KEY_ID = SearchAttributeKey.for_keyword("TokenHubApiKeyId")
 STATUS = SearchAttributeKey.for_keyword("TokenHubStatus")
 COST_USD = SearchAttributeKey.for_float("TokenHubCostUsd")
 KIND = SearchAttributeKey.for_keyword("TokenHubKind")
+# a batch's workflow and each of its items: the batch id; an item: its custom_id too
+BATCH_ID = SearchAttributeKey.for_keyword("TokenHubBatchId")
+CUSTOM_ID = SearchAttributeKey.for_keyword("TokenHubCustomId")
 
-ALL_KEYS = (MODE, MODEL, PROVIDER, API_KEY_ID, STATUS, COST_USD, KIND)
+ALL_KEYS = (MODE, MODEL, PROVIDER, API_KEY_ID, STATUS, COST_USD, KIND, BATCH_ID, CUSTOM_ID)
 
 
 def dev_server_args() -> list[str]:
