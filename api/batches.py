@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
+from api.openai_wire import CompletionsBody
 from api.runs import NEEDS_ENGINE, AsyncRuns
 from api.service import Caller, RequestService
 from engine import attributes
@@ -135,8 +136,6 @@ class Batches:
                     raise BadRequest("body.request.stream: batch requests do not stream")
                 inp = svc.prepare_chat(chat, caller, kind="chat")
             else:
-                from api.routes.openai_compat import CompletionsBody  # the route's body
-
                 comp = CompletionsBody.model_validate(body)
                 if comp.stream:
                     raise BadRequest("body.stream: batch requests do not stream")
@@ -183,6 +182,7 @@ class Batches:
         await self.store.create_batch(row, files, items)
         inp = BatchInput(batch_id=batch_id, total=len(items), api_key_id=key,
                          max_concurrency=self.settings.batch_max_concurrency,
+                         items_per_run=self.settings.batch_items_per_run,
                          failed=sum(1 for it in items if it.error is not None))
         pairs: list[SearchAttributePair[Any]] = [
             SearchAttributePair(attributes.KIND, "batch"),

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     max_batch_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     max_batch_items: int = Field(default=50_000, ge=1)
     batch_max_concurrency: int = Field(default=8, ge=1, le=1024)
+    # a batch's workflow continues as new after this many items (its history stays small)
+    batch_items_per_run: int = Field(default=500, ge=10, le=5000)
 
     # Env shortcuts registering providers (SPEC §5). The providers' usual variable names
     # (OPENAI_API_KEY, ANTHROPIC_API_KEY) are honoured too; TOKENHUB_* wins when both are set.

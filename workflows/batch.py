@@ -94,11 +94,14 @@ class BatchWorkflow:
 
     @workflow.run
     async def run(self, inp: BatchInput) -> BatchProgress:
+        # a sliding window: the next item starts as soon as one ends (no page barrier)
+        gate = asyncio.Semaphore(inp.max_concurrency)
+        running: set[asyncio.Task[None]] = set()
         try:
             if not inp.started:
                 await self._status(inp.batch_id, "in_progress")
             after, handled = inp.after, 0
-            while True:
+            while handled < inp.items_per_run:
                 page: list[BatchItem] = await workflow.execute_local_activity(
                     BATCH_ITEMS, ItemsPage(batch_id=inp.batch_id, after=after,
                                            limit=min(PAGE, inp.items_per_run - handled)),
@@ -106,32 +109,42 @@ class BatchWorkflow:
                     retry_policy=STORE_RETRY)
                 if not page:
                     break
-                gate = asyncio.Semaphore(inp.max_concurrency)
-                await asyncio.gather(*(self._item(inp, item, gate) for item in page))
+                for item in page:
+                    await gate.acquire()
+                    task = asyncio.create_task(self._item(inp, item, gate))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
                 after, handled = page[-1].idx, handled + len(page)
-                if handled >= inp.items_per_run or workflow.info().is_continue_as_new_suggested():
-                    s = self.state
-                    workflow.continue_as_new(inp.model_copy(update={
-                        "after": after, "completed": s.completed, "failed": s.failed,
-                        "cost_usd": s.cost_usd, "started": True}))
+                if workflow.info().is_continue_as_new_suggested():
+                    break
+            await asyncio.gather(*running)
+            if handled >= inp.items_per_run or workflow.info().is_continue_as_new_suggested():
+                s = self.state  # the history stays small: the rest in a fresh run
+                workflow.continue_as_new(inp.model_copy(update={
+                    "after": after, "completed": s.completed, "failed": s.failed,
+                    "cost_usd": s.cost_usd, "started": True}))
             await self._status(inp.batch_id, "completed")
             self.state.status = "completed"
             attributes.upsert_outcome(status="ok", cost_usd=self.state.cost_usd)
             return self.state
         except asyncio.CancelledError:
-            # running items were cancelled with the batch; none not started will start
+            # running items are cancelled with the batch (and stored so); none starts anew
+            for task in list(running):
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
             await self._status(inp.batch_id, "cancelled", cancel_pending=True)
             self.state.status = "cancelled"
             attributes.upsert_outcome(status="cancelled", cost_usd=self.state.cost_usd)
             raise
 
     async def _item(self, inp: BatchInput, item: BatchItem, gate: asyncio.Semaphore) -> None:
-        async with gate:
-            self.state.running += 1
-            try:
-                res = await self._run_item(inp, item)
-            finally:
-                self.state.running -= 1
+        """Run one item and store its result (the gate was acquired for it)."""
+        self.state.running += 1
+        try:
+            res = await self._run_item(inp, item)
+        finally:
+            self.state.running -= 1
+            gate.release()
         await workflow.execute_local_activity(STORE_ITEM, res, start_to_close_timeout=STORE,
                                               retry_policy=STORE_RETRY)
         if res.status == "completed":

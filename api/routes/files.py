@@ -17,9 +17,9 @@ from starlette.responses import Response, StreamingResponse
 from api import multipart
 from api.batches import Batches
 from api.deps import gateway_of
+from api.openai_wire import completion_object
 from api.responses import JSONResponse
 from api.routes.chat import chat_answer
-from api.routes.openai_compat import completion_object
 from api.routes.plan import plan_answer
 from api.security import authorize
 from shared.errors import BadRequest

@@ -135,3 +135,35 @@ def test_files_that_cannot_be_a_batch_are_400(temporal_gateway: ThreadedServer,
         r = c.post("/v1/files", files={"file": ("x.jsonl", data)}, data={"purpose": "batch"})
     assert r.status_code == 400, r.text
     assert says in r.json()["error"]["message"]
+
+
+async def test_a_batch_continues_as_new_and_stores_each_item_once(
+        temporal_env: WorkflowEnvironment, tmp_path: Any, config_file: Any,
+        fake: FakeProvider) -> None:
+    from api.app import create_app
+    from shared.config import load_catalog
+    from tests.integration.conftest import settings_for, temporal_address
+
+    settings = settings_for(tmp_path, config_file, temporal_address(temporal_env),
+                            batch_items_per_run=10, batch_max_concurrency=4)
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv.start()
+    try:
+        msg = [{"role": "user", "content": "many"}]
+        lines = [line(f"m{i}", "/v1/chat/completions", {"model": "small", "messages": msg})
+                 for i in range(25)]
+        client = sdk(srv)
+        f = client.files.create(file=("m.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
+        batch = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                      completion_window="24h")
+        done = await asyncio.to_thread(wait_batch, client, batch.id, {"completed"})
+        assert done.request_counts is not None and done.request_counts.completed == 25
+        desc = await temporal_env.client.get_workflow_handle(batch.id).describe()
+        assert desc.run_id != desc.raw_description.workflow_execution_info.first_run_id
+        assert done.output_file_id is not None
+        out = client.files.content(done.output_file_id).text.splitlines()
+        assert sorted(json.loads(x)["custom_id"] for x in out) == sorted(
+            f"m{i}" for i in range(25))
+        assert len(fake.calls()) == 25
+    finally:
+        srv.stop()
