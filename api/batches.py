@@ -181,6 +181,7 @@ class Batches:
                                                            (err_id, "errors"))]
         await self.store.create_batch(row, files, items)
         inp = BatchInput(batch_id=batch_id, total=len(items), api_key_id=key,
+                         monthly_budget_usd=principal.monthly_budget_usd if principal else None,
                          max_concurrency=self.settings.batch_max_concurrency,
                          items_per_run=self.settings.batch_items_per_run,
                          failed=sum(1 for it in items if it.error is not None))

@@ -24,6 +24,7 @@ from activities.records import RecordActivities
 from activities.stream import StreamActivities
 from shared.orchestration.handoff import Handoff
 from shared.orchestration.ports import RecordBatch
+from shared.security.budgets import BudgetLedger
 from shared.store.batches import BatchStore
 from workflows.batch import BatchWorkflow
 from workflows.chat import ChatWorkflow
@@ -50,7 +51,8 @@ def build_worker(client: Client, *, task_queue: str, lookup: AdapterLookup,
                  writer: Callable[[RecordBatch], Awaitable[None]],
                  attempt_timeout_s: float, max_concurrent: int = 256,
                  sandbox: bool = False, handoff: Handoff | None = None,
-                 stream_batch_s: float = 0.1, batches: BatchStore | None = None) -> Worker:
+                 stream_batch_s: float = 0.1, batches: BatchStore | None = None,
+                 budgets: BudgetLedger | None = None) -> Worker:
     """``sandbox``: run workflow code in Temporal's sandbox (TOKENHUB_TEMPORAL_WORKFLOW_SANDBOX;
     see shared/config.py for why it is off by default and what checks determinism).
     ``handoff``: this worker runs in a gateway (live stream deltas to its connections)."""
@@ -61,9 +63,10 @@ def build_worker(client: Client, *, task_queue: str, lookup: AdapterLookup,
     runner: WorkflowRunner = sandboxed_runner() if sandbox else UnsandboxedWorkflowRunner()
     activities: list[Callable[..., Any]] = [provider.call_model, records.record_run,
                                             streams.stream_model]
-    if batches is not None:  # a batch's store work (the worker has the database)
-        batch = BatchActivities(batches)
-        activities += [batch.batch_items, batch.store_item, batch.batch_status]
+    if batches is not None and budgets is not None:  # a batch's store work and budgets
+        batch = BatchActivities(batches, budgets)
+        activities += [batch.batch_items, batch.store_item, batch.batch_status,
+                       batch.hold_item]
     return Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
                   activities=activities,
                   max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

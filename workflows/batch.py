@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.exceptions import CancelledError as TemporalCancelled
 
 with workflow.unsafe.imports_passed_through():
@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         BATCH_STATUS,
         BATCH_WORKFLOW,
         CHAT_WORKFLOW,
+        HOLD_ITEM,
         PLAN_WORKFLOW,
         PROGRESS_QUERY,
         STORE_ITEM,
@@ -30,6 +31,8 @@ with workflow.unsafe.imports_passed_through():
         BatchItem,
         BatchProgress,
         BatchStatusChange,
+        Hold,
+        ItemHold,
         ItemResult,
         ItemsPage,
         is_plan,
@@ -162,7 +165,22 @@ class BatchWorkflow:
         else:
             run = ChatInput.model_validate_json(item.run_input)
             workflow_name, result_type = CHAT_WORKFLOW, ChatOutcome
-        done = ItemResult(batch_id=inp.batch_id, idx=item.idx, status="completed")
+        done = ItemResult(batch_id=inp.batch_id, idx=item.idx, status="completed",
+                          api_key_id=inp.api_key_id)
+        if inp.api_key_id is not None and inp.monthly_budget_usd is not None:
+            estimate = (run.route.candidates[0].estimated_cost_usd if isinstance(run, ChatInput)
+                        else run.primary.candidates[0].estimated_cost_usd * run.calls)
+            try:
+                done.hold = await workflow.execute_local_activity(
+                    HOLD_ITEM, ItemHold(api_key_id=inp.api_key_id,
+                                        budget_usd=inp.monthly_budget_usd,
+                                        estimated_usd=estimate),
+                    result_type=Hold, start_to_close_timeout=STORE, retry_policy=STORE_RETRY)
+            except (ActivityError, ApplicationError) as err:  # the key's budget is spent
+                cause = err.cause if isinstance(err, ActivityError) else err
+                message = cause.message if isinstance(cause, ApplicationError) else str(err)
+                return done.model_copy(update={"status": "failed", "error": {
+                    "status_code": 403, "type": "budget_exceeded", "message": message}})
         try:
             out: BaseModel = await workflow.execute_child_workflow(
                 workflow_name, run, id=run.request_id, result_type=result_type,

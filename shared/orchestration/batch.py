@@ -23,6 +23,7 @@ class BatchInput(BaseModel):
     batch_id: str
     total: int
     api_key_id: str | None = None
+    monthly_budget_usd: float | None = None  # the key's: each item is held and charged
     max_concurrency: int = 8
     items_per_run: int = 500  # then continue-as-new
     after: int = -1  # the last line handled by the runs before this one
@@ -45,6 +46,19 @@ class BatchItem(BaseModel):
     run_input: str  # the prepared ChatInput / PlanInput, JSON
 
 
+class ItemHold(BaseModel):
+    """Hold an item's estimated cost on its API key's monthly budget before it runs."""
+
+    api_key_id: str
+    budget_usd: float | None = None
+    estimated_usd: float = 0.0
+
+
+class Hold(BaseModel):
+    id: str | None = None  # None: the key has no budget (spend is still recorded)
+    month: str
+
+
 class ItemResult(BaseModel):
     batch_id: str
     idx: int
@@ -52,6 +66,8 @@ class ItemResult(BaseModel):
     outcome: str | None = None  # the ChatOutcome / PlanOutcome, JSON
     error: dict[str, Any] | None = None  # {"status_code", "type", "message"}
     cost_usd: float = 0.0
+    api_key_id: str | None = None  # charged ``cost_usd`` when the result is stored
+    hold: Hold | None = None
 
 
 class BatchStatusChange(BaseModel):

@@ -167,3 +167,60 @@ async def test_a_batch_continues_as_new_and_stores_each_item_once(
         assert len(fake.calls()) == 25
     finally:
         srv.stop()
+
+
+async def test_budgets_apply_per_item(temporal_env: WorkflowEnvironment, tmp_path: Any,
+                                      config_file: Any, fake: FakeProvider) -> None:
+    """Each item is held on its key's monthly budget before it runs and charged its real
+    cost after: a budget below one item's estimate fails every item (403 in the error
+    file), a roomy one lets them all run and records what they cost."""
+    from api.app import create_app
+    from shared.config import load_catalog
+    from shared.security.budgets import BudgetLedger
+    from shared.store.db import create_engine, create_sessionmaker
+    from tests.integration.conftest import settings_for, temporal_address
+
+    admin = "batch-admin-token-0123456789"
+    settings = settings_for(tmp_path, config_file, temporal_address(temporal_env),
+                            require_api_key=True, admin_token=admin)
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv.start()
+    try:
+        keys = {}
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False,
+                                     headers={"Authorization": f"Bearer {admin}"}) as c:
+            for name, budget in (("poor", 0.00001), ("rich", 1.0)):
+                r = await c.post("/admin/v1/apikeys", json={"name": name, "scopes": ["runs"],
+                                                       "monthly_budget_usd": budget})
+                keys[name] = (r.json()["token"], r.json()["key"]["id"])
+        msg = [{"role": "user", "content": "count me"}]
+        data = jsonl([line(f"b{i}", "/v1/chat/completions",
+                           {"model": "small", "messages": msg}) for i in range(3)])
+        results = {}
+        for name, (token, _) in keys.items():
+            client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=token, max_retries=0,
+                                   http_client=httpx.Client(trust_env=False, timeout=60))
+            f = client.files.create(file=("b.jsonl", io.BytesIO(data)), purpose="batch")
+            b = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                      completion_window="24h")
+            results[name] = (client, await asyncio.to_thread(wait_batch, client, b.id,
+                                                             {"completed"}))
+        client, poor = results["poor"]
+        assert poor.request_counts is not None and poor.request_counts.failed == 3
+        assert poor.error_file_id is not None
+        errors = [json.loads(x)
+                  for x in client.files.content(poor.error_file_id).text.splitlines()]
+        assert {e["response"]["status_code"] for e in errors} == {403}
+        assert {e["error"]["code"] for e in errors} == {"budget_exceeded"}
+        _, rich = results["rich"]
+        assert rich.request_counts is not None and rich.request_counts.completed == 3
+        engine = create_engine(settings.effective_database_url)
+        try:
+            ledger = BudgetLedger(create_sessionmaker(engine))
+            spent, reserved = await ledger.totals(keys["rich"][1])
+            assert spent == pytest.approx(rich.model_extra["cost_usd"]) and spent > 0
+            assert reserved == pytest.approx(0.0)
+        finally:
+            await engine.dispose()
+    finally:
+        srv.stop()
