@@ -13,6 +13,7 @@ naming the line or the limit.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -146,7 +147,10 @@ class Batches:
         except TokenHubError as err:
             return NewItem(idx, custom_id, url, None, _line_error(
                 n, err.message, status=err.status_code, type_=err.error_type))
-        run = inp.model_copy(update={"started_at": None})  # latency: the run's own
+        # latency: the run's own; the provider call a regular activity (durable once it
+        # completes: a worker or Temporal restart never repeats it), not a local one
+        retry = dataclasses.replace(inp.retry, local_activities=False)
+        run = inp.model_copy(update={"started_at": None, "retry": retry})
         return NewItem(idx, custom_id, url, run.model_dump_json())
 
     async def create(self, principal: Principal | None, *, input_file_id: str,
