@@ -188,6 +188,7 @@ class Batches:
                          monthly_budget_usd=principal.monthly_budget_usd if principal else None,
                          max_concurrency=self.settings.batch_max_concurrency,
                          items_per_run=self.settings.batch_items_per_run,
+                         group_size=self.settings.batch_group_size,
                          failed=sum(1 for it in items if it.error is not None))
         pairs: list[SearchAttributePair[Any]] = [
             SearchAttributePair(attributes.KIND, "batch"),

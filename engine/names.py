@@ -15,6 +15,7 @@ STREAM_TOPIC: Final = "answer"  # the Workflow Stream topic of a stream run's ev
 PROGRESS_TOPIC: Final = "progress"  # the Workflow Stream topic of an async run's progress
 PROGRESS_QUERY: Final = "progress"  # a run's progress (shared/orchestration/progress.py)
 BATCH_WORKFLOW: Final = "BatchWorkflow"
+BATCH_CHUNK_WORKFLOW: Final = "BatchChunkWorkflow"  # a group of a batch's items
 BATCH_ITEMS: Final = "batch_items"  # a page of a batch's pending items
 STORE_ITEM: Final = "store_batch_item"  # one item's result
 BATCH_STATUS: Final = "batch_status"  # move a batch's status

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     batch_max_concurrency: int = Field(default=8, ge=1, le=1024)
     # a batch's workflow continues as new after this many items (its history stays small)
     batch_items_per_run: int = Field(default=500, ge=10, le=5000)
+    # 1: each item its own child Chat/Plan workflow; n: items run n to a BatchChunkWorkflow
+    batch_group_size: int = Field(default=1, ge=1, le=100)
 
     # Env shortcuts registering providers (SPEC §5). The providers' usual variable names
     # (OPENAI_API_KEY, ANTHROPIC_API_KEY) are honoured too; TOKENHUB_* wins when both are set.

@@ -27,12 +27,13 @@ from shared.orchestration.ports import RecordBatch
 from shared.security.budgets import BudgetLedger
 from shared.store.batches import BatchStore
 from workflows.batch import BatchWorkflow
+from workflows.batch_chunk import BatchChunkWorkflow
 from workflows.chat import ChatWorkflow
 from workflows.plan import PlanWorkflow
 
 log = logging.getLogger("tokenhub.worker")
 
-WORKFLOWS = [ChatWorkflow, PlanWorkflow, BatchWorkflow]
+WORKFLOWS = [ChatWorkflow, PlanWorkflow, BatchWorkflow, BatchChunkWorkflow]
 # Our pure modules and their libraries are safe to share with the sandbox: passing them
 # through avoids re-importing them for every workflow run.
 # A stream activity heartbeats every 0.2 s; the worker sends at most one heartbeat per

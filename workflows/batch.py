@@ -1,5 +1,6 @@
-"""BatchWorkflow: a batch's items as child Chat/Plan runs, bounded, stored as they end
-(shared/orchestration/batch.py says how)."""
+"""BatchWorkflow: a batch's items, bounded, stored as they end — each as a child Chat/Plan
+run, or in groups run by child BatchChunkWorkflows (shared/orchestration/batch.py says how).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +8,17 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
-from temporalio.exceptions import CancelledError as TemporalCancelled
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 with workflow.unsafe.imports_passed_through():
     from engine import attributes as keys
     from engine.names import (
+        BATCH_CHUNK_WORKFLOW,
         BATCH_ITEMS,
         BATCH_STATUS,
         BATCH_WORKFLOW,
-        CHAT_WORKFLOW,
-        HOLD_ITEM,
-        PLAN_WORKFLOW,
         PROGRESS_QUERY,
-        STORE_ITEM,
     )
     from shared.orchestration.batch import (
         PAGE,
@@ -31,50 +26,27 @@ with workflow.unsafe.imports_passed_through():
         BatchItem,
         BatchProgress,
         BatchStatusChange,
-        Hold,
-        ItemHold,
+        ChunkInput,
+        ChunkResult,
         ItemResult,
         ItemsPage,
-        is_plan,
     )
-    from shared.orchestration.chat import ChatInput, ChatOutcome
-    from shared.orchestration.plan import PlanInput, PlanOutcome
     from workflows import attributes
+    from workflows.batch_items import STORE, STORE_RETRY, hold, parse, run_child, store
 
-STORE = timedelta(seconds=30)
-STORE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10))  # until the store answers
+CHUNKS_AT_ONCE = 2  # grouped layout: the next chunk overlaps the tail of the previous
 
 
-def _tags(inp: ChatInput | PlanInput, batch_id: str, custom_id: str | None
-          ) -> TypedSearchAttributes | None:
+def chunk_tags(inp: BatchInput, items: list[BatchItem]) -> TypedSearchAttributes | None:
     if not attributes.tagged():
         return None
-    mode: str
-    if isinstance(inp, ChatInput):
-        first, mode, kind = inp.route.candidates[0].model, inp.policy.mode, inp.kind
-    else:
-        first, mode, kind = inp.primary.candidates[0].model, inp.mode, "plan"
-    base = keys.initial(kind=kind, mode=mode, model=first.id, provider=first.provider_id,
-                        api_key_id=inp.api_key_id)
-    pairs: list[SearchAttributePair[Any]] = [*base.search_attributes,
-                                             SearchAttributePair(keys.BATCH_ID, batch_id)]
-    if custom_id:
-        pairs.append(SearchAttributePair(keys.CUSTOM_ID, custom_id[:255]))
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(keys.KIND, "batch_chunk"), SearchAttributePair(keys.STATUS, "running"),
+        SearchAttributePair(keys.BATCH_ID, inp.batch_id),
+        SearchAttributePair(keys.CUSTOM_IDS, [i.custom_id[:255] for i in items if i.custom_id])]
+    if inp.api_key_id:
+        pairs.append(SearchAttributePair(keys.API_KEY_ID, inp.api_key_id))
     return TypedSearchAttributes(pairs)
-
-
-def _failed(err: ChildWorkflowError) -> tuple[dict[str, Any], float]:
-    """A failed item's error (status, type, message) and what its calls cost."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        info = cause.details[0] if cause.details else {}
-        info = info if isinstance(info, dict) else {}
-        summary = info.get("summary") or {}
-        return ({"status_code": int(info.get("status", 502)),
-                 "type": cause.type or "internal_error", "message": cause.message},
-                float(summary.get("cost_usd", 0.0) or 0.0))
-    return ({"status_code": 502, "type": "all_providers_failed",
-             "message": str(cause or err)}, 0.0)
 
 
 @workflow.defn(name=BATCH_WORKFLOW)
@@ -97,8 +69,9 @@ class BatchWorkflow:
 
     @workflow.run
     async def run(self, inp: BatchInput) -> BatchProgress:
-        # a sliding window: the next item starts as soon as one ends (no page barrier)
-        gate = asyncio.Semaphore(inp.max_concurrency)
+        # a sliding window: the next item (or chunk) starts as soon as one ends
+        grouped = inp.group_size > 1
+        gate = asyncio.Semaphore(CHUNKS_AT_ONCE if grouped else inp.max_concurrency)
         running: set[asyncio.Task[None]] = set()
         try:
             if not inp.started:
@@ -112,9 +85,12 @@ class BatchWorkflow:
                     retry_policy=STORE_RETRY)
                 if not page:
                     break
-                for item in page:
+                size = inp.group_size if grouped else 1
+                for i in range(0, len(page), size):
                     await gate.acquire()
-                    task = asyncio.create_task(self._item(inp, item, gate))
+                    group = page[i:i + size]
+                    task = asyncio.create_task(self._chunk(inp, group, gate) if grouped
+                                               else self._item(inp, group[0], gate))
                     running.add(task)
                     task.add_done_callback(running.discard)
                 after, handled = page[-1].idx, handled + len(page)
@@ -140,60 +116,42 @@ class BatchWorkflow:
             attributes.upsert_outcome(status="cancelled", cost_usd=self.state.cost_usd)
             raise
 
+    def _count(self, completed: int, failed: int, cost_usd: float) -> None:
+        self.state.completed += completed
+        self.state.failed += failed
+        self.state.cost_usd += cost_usd
+
     async def _item(self, inp: BatchInput, item: BatchItem, gate: asyncio.Semaphore) -> None:
-        """Run one item and store its result (the gate was acquired for it)."""
+        """One item as its own child Chat/Plan run; its result stored (gate acquired)."""
         self.state.running += 1
         try:
-            res = await self._run_item(inp, item)
+            run = parse(item)
+            done = ItemResult(batch_id=inp.batch_id, idx=item.idx, status="completed",
+                              api_key_id=inp.api_key_id)
+            res = await hold(run, done, inp.api_key_id, inp.monthly_budget_usd) \
+                or await run_child(inp.batch_id, item, run, done, inp.api_key_id)
         finally:
             self.state.running -= 1
             gate.release()
-        await workflow.execute_local_activity(STORE_ITEM, res, start_to_close_timeout=STORE,
-                                              retry_policy=STORE_RETRY)
-        if res.status == "completed":
-            self.state.completed += 1
-        elif res.status == "failed":
-            self.state.failed += 1
-        self.state.cost_usd += res.cost_usd
+        await store(res)
+        self._count(res.status == "completed", res.status == "failed", res.cost_usd)
 
-    async def _run_item(self, inp: BatchInput, item: BatchItem) -> ItemResult:
-        run: ChatInput | PlanInput
-        result_type: type[ChatOutcome] | type[PlanOutcome]
-        if is_plan(item.url):
-            run = PlanInput.model_validate_json(item.run_input)
-            workflow_name, result_type = PLAN_WORKFLOW, PlanOutcome
-        else:
-            run = ChatInput.model_validate_json(item.run_input)
-            workflow_name, result_type = CHAT_WORKFLOW, ChatOutcome
-        done = ItemResult(batch_id=inp.batch_id, idx=item.idx, status="completed",
-                          api_key_id=inp.api_key_id)
-        if inp.api_key_id is not None and inp.monthly_budget_usd is not None:
-            estimate = (run.route.candidates[0].estimated_cost_usd if isinstance(run, ChatInput)
-                        else run.primary.candidates[0].estimated_cost_usd * run.calls)
-            try:
-                done.hold = await workflow.execute_local_activity(
-                    HOLD_ITEM, ItemHold(api_key_id=inp.api_key_id,
-                                        budget_usd=inp.monthly_budget_usd,
-                                        estimated_usd=estimate),
-                    result_type=Hold, start_to_close_timeout=STORE, retry_policy=STORE_RETRY)
-            except (ActivityError, ApplicationError) as err:  # the key's budget is spent
-                cause = err.cause if isinstance(err, ActivityError) else err
-                message = cause.message if isinstance(cause, ApplicationError) else str(err)
-                return done.model_copy(update={"status": "failed", "error": {
-                    "status_code": 403, "type": "budget_exceeded", "message": message}})
+    async def _chunk(self, inp: BatchInput, items: list[BatchItem],
+                     gate: asyncio.Semaphore) -> None:
+        """A group of items in one child BatchChunkWorkflow (which stores each result)."""
+        self.state.running += len(items)
         try:
-            out: BaseModel = await workflow.execute_child_workflow(
-                workflow_name, run, id=run.request_id, result_type=result_type,
-                search_attributes=_tags(run, inp.batch_id, item.custom_id),
-                memo={"kind": "batch_item", "batch_id": inp.batch_id,
-                      "custom_id": item.custom_id, "api_key_id": inp.api_key_id},
+            res: ChunkResult = await workflow.execute_child_workflow(
+                BATCH_CHUNK_WORKFLOW, ChunkInput(
+                    batch_id=inp.batch_id, items=items, api_key_id=inp.api_key_id,
+                    monthly_budget_usd=inp.monthly_budget_usd,
+                    max_concurrency=max(1, inp.max_concurrency // CHUNKS_AT_ONCE)),
+                id=f"{inp.batch_id}-g{items[0].idx}", result_type=ChunkResult,
+                search_attributes=chunk_tags(inp, items),
+                memo={"kind": "batch_chunk", "batch_id": inp.batch_id,
+                      "api_key_id": inp.api_key_id},
                 execution_timeout=timedelta(hours=24))
-        except ChildWorkflowError as err:
-            if isinstance(err.cause, TemporalCancelled):
-                return done.model_copy(update={"status": "cancelled"})
-            error, cost = _failed(err)
-            return done.model_copy(update={"status": "failed", "error": error,
-                                           "cost_usd": cost})
-        summary = getattr(out, "summary", None)
-        cost = float(getattr(summary, "cost_usd", 0.0) or 0.0)
-        return done.model_copy(update={"outcome": out.model_dump_json(), "cost_usd": cost})
+        finally:
+            self.state.running -= len(items)
+            gate.release()
+        self._count(res.completed, res.failed, res.cost_usd)

@@ -26,6 +26,9 @@ class BatchInput(BaseModel):
     monthly_budget_usd: float | None = None  # the key's: each item is held and charged
     max_concurrency: int = 8
     items_per_run: int = 500  # then continue-as-new
+    # 1: each item its own child Chat/Plan workflow; n > 1: items run n to a child
+    # BatchChunkWorkflow (findable by TokenHubCustomIds), cheaper per item (bench/batches.py)
+    group_size: int = 1
     after: int = -1  # the last line handled by the runs before this one
     completed: int = 0
     failed: int = 0  # includes the lines that failed validation
@@ -33,17 +36,33 @@ class BatchInput(BaseModel):
     started: bool = False  # the batch was marked in_progress
 
 
-class ItemsPage(BaseModel):
-    batch_id: str
-    after: int
-    limit: int
-
-
 class BatchItem(BaseModel):
     idx: int
     custom_id: str | None = None
     url: str | None = None
     run_input: str  # the prepared ChatInput / PlanInput, JSON
+
+
+class ChunkInput(BaseModel):
+    """A group of a batch's items, run inside one BatchChunkWorkflow."""
+
+    batch_id: str
+    items: list[BatchItem]
+    api_key_id: str | None = None
+    monthly_budget_usd: float | None = None
+    max_concurrency: int = 8
+
+
+class ChunkResult(BaseModel):
+    completed: int = 0
+    failed: int = 0
+    cost_usd: float = 0.0
+
+
+class ItemsPage(BaseModel):
+    batch_id: str
+    after: int
+    limit: int
 
 
 class ItemHold(BaseModel):

@@ -224,3 +224,48 @@ async def test_budgets_apply_per_item(temporal_env: WorkflowEnvironment, tmp_pat
             await engine.dispose()
     finally:
         srv.stop()
+
+
+async def test_the_grouped_layout(temporal_env: WorkflowEnvironment, tmp_path: Any,
+                                  config_file: Any, fake: FakeProvider) -> None:
+    """Items run 4 to a BatchChunkWorkflow: same output and error files, items fail alone,
+    each findable by the chunk's TokenHubBatchId and TokenHubCustomIds."""
+    from api.app import create_app
+    from shared.config import load_catalog
+    from tests.integration.conftest import settings_for, temporal_address
+
+    settings = settings_for(tmp_path, config_file, temporal_address(temporal_env),
+                            batch_group_size=4, batch_items_per_run=10)
+    srv = ThreadedServer(create_app(settings, load_catalog(settings)))
+    srv.start()
+    try:
+        msg = [{"role": "user", "content": "grouped"}]
+        lines: list[Any] = [line(f"g{i}", "/v1/chat/completions", {
+            "model": "small", "messages": msg, "policy": {"allow_escalation": False}})
+            for i in range(11)]
+        lines.insert(5, line("bad", "/v1/nope", {}))
+        lines.append(line("plan", "/v1/plan", {"request": {"messages": msg},
+                                               "orchestration": {"mode": "planning"}}))
+        fake.script("small-up", [{"kind": "ok"}] * 3 + [{"status": 400}])  # one call fails
+        client = sdk(srv)
+        f = client.files.create(file=("g.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
+        batch = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                      completion_window="24h")
+        done = await asyncio.to_thread(wait_batch, client, batch.id, {"completed"})
+        assert done.request_counts is not None
+        assert (done.request_counts.completed, done.request_counts.failed) == (11, 2)
+        assert done.output_file_id is not None and done.error_file_id is not None
+        out = [json.loads(x) for x in client.files.content(done.output_file_id).text.splitlines()]
+        assert len({o["custom_id"] for o in out}) == 11  # ten chat items and the plan
+        errs = [json.loads(x) for x in client.files.content(done.error_file_id).text.splitlines()]
+        assert sorted(e["error"]["code"] for e in errs) == ["all_providers_failed",
+                                                           "invalid_request"]
+        query = f"TokenHubBatchId = '{batch.id}' AND TokenHubCustomIds = 'g7'"
+        for _ in range(100):
+            found = [w async for w in temporal_env.client.list_workflows(query)]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert [w.workflow_type for w in found] == ["BatchChunkWorkflow"]
+    finally:
+        srv.stop()

@@ -1,0 +1,175 @@
+"""Batch throughput vs the synchronous workflow path, on one dev server (issue 11).
+
+Starts a tuned Temporal dev server, the fake provider (50 ms per answer), one `tokenhub
+worker` process and a gateway (in this process) on 127.0.0.1, then measures, in the same
+run: the synchronous workflow path at c=16 (`POST /v1/chat`), and an N-item batch at
+max_concurrency 16 (upload + create, then until completed); CPU seconds of the worker and
+the dev server per item/request (from /proc), and the worker's peak RSS.
+    python -m bench.batches [--items 1000] [--sync 400]  →  bench/results/batches.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+
+from api.app import create_app
+from engine import devserver
+from shared.config import Settings, load_catalog
+from tests.conftest import catalog_yaml
+from tests.fake_provider import start_in_thread
+from tests.integration.procs import kill, start_worker, wait_port
+from tests.support.server import ThreadedServer, free_port
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / TICK
+
+
+def _tree_cpu(pid: int) -> float:
+    total = _cpu_s(pid)
+    for child in Path(f"/proc/{pid}/task").iterdir():
+        kids = (child / "children").read_text().split()
+        total += sum(_tree_cpu(int(k)) for k in kids)
+    return total
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _sync_rate(url: str, n: int, c: int = 16) -> float:
+    body = {"request": {"messages": [{"role": "user", "content": "sync"}],
+                        "model_hint": "small"}}
+    left = [n]
+    lock = threading.Lock()
+
+    def run() -> None:
+        with httpx.Client(base_url=url, trust_env=False, timeout=60) as h:
+            while True:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                    left[0] -= 1
+                h.post("/v1/chat", json=body).raise_for_status()
+
+    threads = [threading.Thread(target=run) for _ in range(c)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return n / (time.perf_counter() - t0)
+
+
+def _batch(url: str, items: int) -> dict[str, Any]:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0,
+                           http_client=httpx.Client(trust_env=False, timeout=120))
+    data = "".join(json.dumps({
+        "custom_id": f"b{i}", "method": "POST", "url": "/v1/chat/completions",
+        "body": {"model": "small", "messages": [{"role": "user", "content": f"item {i}"}]},
+    }) + "\n" for i in range(items)).encode()
+    t0 = time.perf_counter()
+    f = client.files.create(file=("bench.jsonl", io.BytesIO(data)), purpose="batch")
+    b = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                              completion_window="24h")
+    submitted = time.perf_counter() - t0
+    while b.status not in ("completed", "failed", "cancelled"):
+        time.sleep(0.5)
+        b = client.batches.retrieve(b.id)
+    total = time.perf_counter() - t0
+    counts = b.request_counts
+    return {"submit_s": submitted, "total_s": total, "status": b.status,
+            "completed": counts.completed if counts else 0,
+            "rate": items / (total - submitted)}
+
+
+def main(items: int, sync_n: int) -> str:
+    work = Path(tempfile.mkdtemp(prefix="th-bench-batch-"))
+    fake, fake_srv = start_in_thread()
+    fake.set_default(delay_ms=50)
+    os.environ["FAKE_OPENAI_KEY"] = os.environ["FAKE_ANTHROPIC_KEY"] = "bench"
+    config = work / "catalog.yaml"
+    config.write_text(catalog_yaml(fake.url))
+    log = work / "procs.log"
+    port = free_port()
+    import subprocess
+
+    cmd = devserver.command(ip="127.0.0.1", port=port, ui_port=None, db_file=None)
+    with log.open("ab") as out:
+        server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    wait_port(port)
+    queue = f"bench-{port}"
+    address = f"127.0.0.1:{port}"
+    worker = start_worker(config=config, data_dir=work, address=address, queue=queue, log=log,
+                          extra_env={"TOKENHUB_LOG_LEVEL": "ERROR"})
+    settings = Settings(_env_file=None, config=config, data_dir=work, temporal_enabled=True,
+                        temporal_address=address, temporal_task_queue=queue,
+                        require_api_key=False, rate_limit_rps=1_000_000,
+                        rate_limit_burst=1_000_000, batch_max_concurrency=16,
+                        max_json_items=10_000_000)
+    gw = ThreadedServer(create_app(settings, load_catalog(settings)))
+    gw.start()
+    rows = []
+    try:
+        time.sleep(2)
+        _sync_rate(gw.url, 50)  # warm-up
+        cpu0 = (_tree_cpu(worker.pid), _tree_cpu(server.pid))
+        sync = _sync_rate(gw.url, sync_n)
+        cpu1 = (_tree_cpu(worker.pid), _tree_cpu(server.pid))
+        res = _batch(gw.url, items)
+        cpu2 = (_tree_cpu(worker.pid), _tree_cpu(server.pid))
+        per = [(cpu1[i] - cpu0[i]) / sync_n * 1000 for i in (0, 1)]
+        per_b = [(cpu2[i] - cpu1[i]) / items * 1000 for i in (0, 1)]
+        rows.append(f"| synchronous `/v1/chat`, c=16 | {sync_n} | {sync:.1f} | "
+                    f"{per[0]:.1f} | {per[1]:.1f} | — |")
+        rows.append(f"| batch, one child workflow per item, max_concurrency 16 | {items} | "
+                    f"{res['rate']:.1f} | {per_b[0]:.1f} | {per_b[1]:.1f} | "
+                    f"{res['submit_s']:.2f} |")
+        rows.append(f"\nbatch status {res['status']}, {res['completed']} completed; "
+                    f"worker peak RSS {_rss_mb(worker.pid):.0f} MB")
+        print("\n".join(rows), file=sys.stderr)
+    finally:
+        gw.stop()
+        kill(worker)
+        kill(server)
+        fake_srv.stop()
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--sync", type=int, default=400)
+    args = parser.parse_args()
+    table = main(args.items, args.sync)
+    out = Path(__file__).parent / "results" / "batches.md"
+    out.write_text(
+        f"# Batch throughput vs the synchronous workflow path ({datetime.now(UTC):%Y-%m-%d})\n\n"
+        "Fake provider 50 ms per answer; tuned dev server, one `tokenhub worker`, the gateway, "
+        "the fake provider and the client in one process; all on one shared 2-core box (other "
+        "work ran too: provisional).\n\n"
+        "| path | items | items/s | worker CPU ms/item | dev server CPU ms/item | "
+        "upload+create s |\n| --- | --- | --- | --- | --- | --- |\n"
+        f"{table}\n")
+    print(out.read_text())
