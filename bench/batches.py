@@ -103,7 +103,7 @@ def _batch(url: str, items: int) -> dict[str, Any]:
             "rate": items / (total - submitted)}
 
 
-def main(items: int, sync_n: int) -> str:
+def main(items: int, sync_n: int, layouts: list[int]) -> str:
     work = Path(tempfile.mkdtemp(prefix="th-bench-batch-"))
     fake, fake_srv = start_in_thread()
     fake.set_default(delay_ms=50)
@@ -123,32 +123,44 @@ def main(items: int, sync_n: int) -> str:
     address = f"127.0.0.1:{port}"
     worker = start_worker(config=config, data_dir=work, address=address, queue=queue, log=log,
                           extra_env={"TOKENHUB_LOG_LEVEL": "ERROR"})
-    settings = Settings(_env_file=None, config=config, data_dir=work, temporal_enabled=True,
-                        temporal_address=address, temporal_task_queue=queue,
-                        require_api_key=False, rate_limit_rps=1_000_000,
-                        rate_limit_burst=1_000_000, batch_max_concurrency=16,
-                        max_json_items=10_000_000)
-    gw = ThreadedServer(create_app(settings, load_catalog(settings)))
-    gw.start()
     rows = []
+
+    def gateway(group: int) -> ThreadedServer:
+        settings = Settings(_env_file=None, config=config, data_dir=work,
+                            temporal_enabled=True, temporal_address=address,
+                            temporal_task_queue=queue, require_api_key=False,
+                            rate_limit_rps=1_000_000, rate_limit_burst=1_000_000,
+                            batch_max_concurrency=16, batch_group_size=group,
+                            batch_items_per_run=5000 if group > 1 else 500)
+        gw = ThreadedServer(create_app(settings, load_catalog(settings)))
+        gw.start()
+        return gw
+
+    gw = gateway(1)
     try:
         time.sleep(2)
         _sync_rate(gw.url, 50)  # warm-up
         cpu0 = (_tree_cpu(worker.pid), _tree_cpu(server.pid))
         sync = _sync_rate(gw.url, sync_n)
         cpu1 = (_tree_cpu(worker.pid), _tree_cpu(server.pid))
-        res = _batch(gw.url, items)
-        cpu2 = (_tree_cpu(worker.pid), _tree_cpu(server.pid))
         per = [(cpu1[i] - cpu0[i]) / sync_n * 1000 for i in (0, 1)]
-        per_b = [(cpu2[i] - cpu1[i]) / items * 1000 for i in (0, 1)]
         rows.append(f"| synchronous `/v1/chat`, c=16 | {sync_n} | {sync:.1f} | "
                     f"{per[0]:.1f} | {per[1]:.1f} | — |")
-        rows.append(f"| batch, one child workflow per item, max_concurrency 16 | {items} | "
-                    f"{res['rate']:.1f} | {per_b[0]:.1f} | {per_b[1]:.1f} | "
-                    f"{res['submit_s']:.2f} |")
-        rows.append(f"\nbatch status {res['status']}, {res['completed']} completed; "
-                    f"worker peak RSS {_rss_mb(worker.pid):.0f} MB")
-        print("\n".join(rows), file=sys.stderr)
+        print(rows[-1], file=sys.stderr)
+        for group in layouts:
+            if group != 1:
+                gw.stop()
+                gw = gateway(group)
+            before = (_tree_cpu(worker.pid), _tree_cpu(server.pid))
+            res = _batch(gw.url, items)
+            after = (_tree_cpu(worker.pid), _tree_cpu(server.pid))
+            per_b = [(after[i] - before[i]) / items * 1000 for i in (0, 1)]
+            name = ("one child workflow per item" if group == 1
+                    else f"grouped, {group} items per chunk workflow")
+            rows.append(f"| batch, {name}, max_concurrency 16 | {items} | {res['rate']:.1f} | "
+                        f"{per_b[0]:.1f} | {per_b[1]:.1f} | {res['submit_s']:.2f} |")
+            print(rows[-1], res["status"], res["completed"], file=sys.stderr)
+        rows.append(f"\nworker peak RSS {_rss_mb(worker.pid):.0f} MB")
     finally:
         gw.stop()
         kill(worker)
@@ -161,8 +173,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--sync", type=int, default=400)
+    parser.add_argument("--layouts", default="1,25", help="group sizes (1: child per item)")
     args = parser.parse_args()
-    table = main(args.items, args.sync)
+    table = main(args.items, args.sync, [int(x) for x in args.layouts.split(",")])
     out = Path(__file__).parent / "results" / "batches.md"
     out.write_text(
         f"# Batch throughput vs the synchronous workflow path ({datetime.now(UTC):%Y-%m-%d})\n\n"

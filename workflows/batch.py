@@ -96,7 +96,7 @@ class BatchWorkflow:
                 after, handled = page[-1].idx, handled + len(page)
                 if workflow.info().is_continue_as_new_suggested():
                     break
-            await asyncio.gather(*running)
+            await workflow.wait_condition(lambda: not running)
             if handled >= inp.items_per_run or workflow.info().is_continue_as_new_suggested():
                 s = self.state  # the history stays small: the rest in a fresh run
                 workflow.continue_as_new(inp.model_copy(update={
@@ -108,9 +108,10 @@ class BatchWorkflow:
             return self.state
         except asyncio.CancelledError:
             # running items are cancelled with the batch (and stored so); none starts anew
-            for task in list(running):
+            tasks = list(running)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await workflow.wait_condition(lambda: all(t.done() for t in tasks))
             await self._status(inp.batch_id, "cancelled", cancel_pending=True)
             self.state.status = "cancelled"
             attributes.upsert_outcome(status="cancelled", cost_usd=self.state.cost_usd)

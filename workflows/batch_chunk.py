@@ -34,6 +34,13 @@ class BatchChunkWorkflow:
             out.failed += res.status == "failed"
             out.cost_usd += res.cost_usd
 
-        await asyncio.gather(*(one(item) for item in inp.items))
+        tasks = [asyncio.create_task(one(item)) for item in inp.items]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:  # the batch was cancelled: stop every item first
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         attributes.upsert_outcome(status="ok", cost_usd=out.cost_usd)
         return out

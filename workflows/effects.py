@@ -7,11 +7,13 @@ so the failover decision stays in the shared orchestration.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import CancelledError as TemporalCancelled
 
 with workflow.unsafe.imports_passed_through():
     from engine.failures import attempt_from_failure
@@ -93,6 +95,8 @@ class TemporalEffects:
                     heartbeat_timeout=timedelta(seconds=spec.heartbeat_timeout_s),
                     summary=f"{call.step}: {call.model.id}")
         except (ActivityError, ApplicationError) as err:
+            if isinstance(err, ActivityError) and isinstance(err.cause, TemporalCancelled):
+                raise asyncio.CancelledError() from None  # the run was cancelled: no failover
             raise ModelCallFailed(attempt_from_failure(call, err)) from None
         return result
 

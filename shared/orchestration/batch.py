@@ -25,7 +25,7 @@ class BatchInput(BaseModel):
     api_key_id: str | None = None
     monthly_budget_usd: float | None = None  # the key's: each item is held and charged
     max_concurrency: int = 8
-    items_per_run: int = 500  # then continue-as-new
+    items_per_run: int = 2000  # then continue-as-new
     # 1: each item its own child Chat/Plan workflow; n > 1: items run n to a child
     # BatchChunkWorkflow (findable by TokenHubCustomIds), cheaper per item (bench/batches.py)
     group_size: int = 1

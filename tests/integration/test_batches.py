@@ -87,15 +87,15 @@ async def test_the_openai_sdk_round_trip(temporal_gateway: ThreadedServer,
     assert "unknown url" in errors[1]["error"]["message"]
     assert errors[2]["response"]["status_code"] == 400
     assert errors[2]["response"]["body"]["error"]["type"] == "invalid_request"
-    # every item is an ordinary run, findable by its batch id and custom_id
+    # every item is findable by its batch id and custom_id (default layout: its chunk)
     # (visibility is eventually consistent: the item may take a moment to be indexed)
-    query = f"TokenHubBatchId = '{batch.id}' AND TokenHubCustomId = 'c3'"
+    query = f"TokenHubBatchId = '{batch.id}' AND TokenHubCustomIds = 'c3'"
     for _ in range(100):
         found = [w async for w in temporal_env.client.list_workflows(query)]
         if found:
             break
         await asyncio.sleep(0.1)
-    assert [w.workflow_type for w in found] == ["ChatWorkflow"]
+    assert [w.workflow_type for w in found] == ["BatchChunkWorkflow"]
     assert len(fake.calls()) == 7  # one provider call per valid item, none repeated
     assert batch.id in [b.id for b in client.batches.list().data]
     assert client.files.delete(f.id).deleted
@@ -137,7 +137,7 @@ def test_files_that_cannot_be_a_batch_are_400(temporal_gateway: ThreadedServer,
     assert says in r.json()["error"]["message"]
 
 
-async def test_a_batch_continues_as_new_and_stores_each_item_once(
+async def test_one_child_per_item_continues_as_new_and_stores_each_item_once(
         temporal_env: WorkflowEnvironment, tmp_path: Any, config_file: Any,
         fake: FakeProvider) -> None:
     from api.app import create_app
@@ -145,7 +145,8 @@ async def test_a_batch_continues_as_new_and_stores_each_item_once(
     from tests.integration.conftest import settings_for, temporal_address
 
     settings = settings_for(tmp_path, config_file, temporal_address(temporal_env),
-                            batch_items_per_run=10, batch_max_concurrency=4)
+                            batch_items_per_run=10, batch_max_concurrency=4,
+                            batch_group_size=1)  # the other layout: a child run per item
     srv = ThreadedServer(create_app(settings, load_catalog(settings)))
     srv.start()
     try:
@@ -165,6 +166,13 @@ async def test_a_batch_continues_as_new_and_stores_each_item_once(
         assert sorted(json.loads(x)["custom_id"] for x in out) == sorted(
             f"m{i}" for i in range(25))
         assert len(fake.calls()) == 25
+        query = f"TokenHubBatchId = '{batch.id}' AND TokenHubCustomId = 'm7'"
+        for _ in range(100):
+            found = [w async for w in temporal_env.client.list_workflows(query)]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert [w.workflow_type for w in found] == ["ChatWorkflow"]  # an ordinary run
     finally:
         srv.stop()
 
