@@ -103,6 +103,48 @@ def _batch(url: str, items: int) -> dict[str, Any]:
             "rate": items / (total - submitted)}
 
 
+def submit_only(items: int) -> str:
+    """Upload + create of an ``items``-line file (the batch is cancelled right after)."""
+    work = Path(tempfile.mkdtemp(prefix="th-bench-submit-"))
+    fake, fake_srv = start_in_thread()
+    os.environ["FAKE_OPENAI_KEY"] = os.environ["FAKE_ANTHROPIC_KEY"] = "bench"
+    config = work / "catalog.yaml"
+    config.write_text(catalog_yaml(fake.url))
+    port = free_port()
+    import subprocess
+
+    cmd = devserver.command(ip="127.0.0.1", port=port, ui_port=None, db_file=None)
+    with (work / "procs.log").open("ab") as out:
+        server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    wait_port(port)
+    settings = Settings(_env_file=None, config=config, data_dir=work, temporal_enabled=True,
+                        temporal_address=f"127.0.0.1:{port}", temporal_task_queue="submit",
+                        require_api_key=False)
+    gw = ThreadedServer(create_app(settings, load_catalog(settings)))
+    gw.start()
+    try:
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="bench", max_retries=0,
+                               http_client=httpx.Client(trust_env=False, timeout=300))
+        data = "".join(json.dumps({
+            "custom_id": f"b{i}", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "small", "messages": [{"role": "user", "content": f"item {i}"}]},
+        }) + "\n" for i in range(items)).encode()
+        t0 = time.perf_counter()
+        f = client.files.create(file=("big.jsonl", io.BytesIO(data)), purpose="batch")
+        t1 = time.perf_counter()
+        b = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                  completion_window="24h")
+        t2 = time.perf_counter()
+        client.batches.cancel(b.id)
+        return (f"{items}-line file ({len(data) / 1e6:.1f} MB): upload {t1 - t0:.2f} s, "
+                f"create {t2 - t1:.2f} s, total {t2 - t0:.2f} s")
+    finally:
+        gw.stop()
+        kill(server)
+        fake_srv.stop()
+
+
 def main(items: int, sync_n: int, layouts: list[int]) -> str:
     work = Path(tempfile.mkdtemp(prefix="th-bench-batch-"))
     fake, fake_srv = start_in_thread()
@@ -174,7 +216,12 @@ if __name__ == "__main__":
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--sync", type=int, default=400)
     parser.add_argument("--layouts", default="1,25", help="group sizes (1: child per item)")
+    parser.add_argument("--submit-only", type=int, default=0,
+                        help="only time upload + create of a file of this many lines")
     args = parser.parse_args()
+    if args.submit_only:
+        print(submit_only(args.submit_only))
+        raise SystemExit(0)
     table = main(args.items, args.sync, [int(x) for x in args.layouts.split(",")])
     out = Path(__file__).parent / "results" / "batches.md"
     out.write_text(
