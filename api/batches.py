@@ -97,7 +97,9 @@ class Batches:
             raise BadRequest(f"purpose must be 'batch' (got {purpose!r})")
         n = self.check_jsonl(data)
         row = FileRow(id=new_id("file-"), api_key_id=principal.key_id if principal else None,
-                      purpose="batch", kind="upload", filename=filename[:256] or "batch.jsonl",
+                      purpose="batch", kind="upload",
+                      filename="".join(c for c in filename if c.isprintable())[:256]
+                      or "batch.jsonl",
                       bytes=len(data), lines=n, created_at=datetime.now(UTC))
         return await self.store.add_file(row, data)
 
@@ -116,8 +118,8 @@ class Batches:
             return NewItem(idx, None, None, None, _line_error(n, f"not valid JSON ({exc})"))
         if not isinstance(obj, dict):
             return NewItem(idx, None, None, None, _line_error(n, "not a JSON object"))
-        custom_id = obj.get("custom_id")
-        custom_id = str(custom_id)[:512] if custom_id is not None else None
+        custom_id = obj.get("custom_id")  # NUL: not a PostgreSQL text value
+        custom_id = str(custom_id)[:512].replace("\x00", "") if custom_id is not None else None
         url = obj.get("url")
         if url not in URLS:
             return NewItem(idx, custom_id, None, None, _line_error(
