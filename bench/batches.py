@@ -203,6 +203,10 @@ def main(items: int, sync_n: int, layouts: list[int]) -> str:
                         f"{per_b[0]:.1f} | {per_b[1]:.1f} | {res['submit_s']:.2f} |")
             print(rows[-1], res["status"], res["completed"], file=sys.stderr)
         rows.append(f"\nworker peak RSS {_rss_mb(worker.pid):.0f} MB")
+        text = log.read_text(errors="replace").lower()
+        warned = sum(1 for ln in text.splitlines() if "warn" in ln and any(
+            k in ln for k in ("history size", "history length", "historysize", "history_size")))
+        rows.append(f"history-size warnings in the dev server / worker logs: {warned}")
     finally:
         gw.stop()
         kill(worker)
@@ -216,6 +220,7 @@ if __name__ == "__main__":
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--sync", type=int, default=400)
     parser.add_argument("--layouts", default="1,25", help="group sizes (1: child per item)")
+    parser.add_argument("--out", default="batches.md", help="file under bench/results/")
     parser.add_argument("--submit-only", type=int, default=0,
                         help="only time upload + create of a file of this many lines")
     args = parser.parse_args()
@@ -223,7 +228,7 @@ if __name__ == "__main__":
         print(submit_only(args.submit_only))
         raise SystemExit(0)
     table = main(args.items, args.sync, [int(x) for x in args.layouts.split(",")])
-    out = Path(__file__).parent / "results" / "batches.md"
+    out = Path(__file__).parent / "results" / args.out
     out.write_text(
         f"# Batch throughput vs the synchronous workflow path ({datetime.now(UTC):%Y-%m-%d})\n\n"
         "Fake provider 50 ms per answer; tuned dev server, one `tokenhub worker`, the gateway, "
