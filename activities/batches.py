@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from engine.names import BATCH_ITEMS, BATCH_STATUS, HOLD_ITEM, STORE_ITEM
+from engine.names import BATCH_ITEMS, BATCH_STATUS, HOLD_ITEM, SETTLE_CHARGE, STORE_ITEM
 from shared.errors import BudgetExceeded
 from shared.orchestration.batch import (
     BatchItem,
@@ -15,6 +15,7 @@ from shared.orchestration.batch import (
     ItemResult,
     ItemsPage,
 )
+from shared.orchestration.progress import Charge
 from shared.security.budgets import BudgetLedger, Reservation
 from shared.store.batches import BatchStore
 
@@ -46,6 +47,12 @@ class BatchActivities:
         rows = await self._store.pending(page.batch_id, after=page.after, limit=page.limit)
         return [BatchItem(idx=r.idx, custom_id=r.custom_id, url=r.url, run_input=r.run_input)
                 for r in rows]
+
+    @activity.defn(name=SETTLE_CHARGE)
+    async def settle_charge(self, charge: Charge) -> None:
+        """An async run's hold, settled on what it cost (the run calls this as it ends)."""
+        await self._ledger.settle(Reservation(charge.api_key_id, charge.month, 0.0,
+                                              id=charge.hold_id), charge.cost_usd)
 
     @activity.defn(name=STORE_ITEM)
     async def store_item(self, res: ItemResult) -> None:

@@ -7,10 +7,9 @@ comes from Temporal (describe, the ``progress`` query, the result), its events f
 ``progress`` topic of the run's Workflow Stream. There is no in-process fallback: async
 work needs the engine, so with Temporal down every call here is a 503 saying so.
 
-The budget is reserved when the run is submitted and settled on the run's real cost when
-it ends, by the gateway process that submitted it (a task awaiting the result). If that
-process stops first, the hold expires after ``TOKENHUB_BUDGET_RESERVATION_TTL_S`` and the
-run is not charged (a known gap: settling from the workflow would close it).
+The budget is reserved when the run is submitted; the hold travels in the run's input and
+the run settles it on its real cost when it ends (an activity, workflows/progress.py), so
+no gateway needs to be there then. The submitting gateway only observes the summary.
 """
 
 from __future__ import annotations
@@ -48,7 +47,13 @@ from shared.contracts import ChatBody, PlanBody
 from shared.errors import BadRequest, NotFound, ServiceUnavailable, TokenHubError
 from shared.orchestration.chat import ChatOutcome
 from shared.orchestration.plan import PlanOutcome
-from shared.orchestration.progress import AsyncRun, ProgressEvent, RunProgress, RunStatus
+from shared.orchestration.progress import (
+    AsyncRun,
+    Charge,
+    ProgressEvent,
+    RunProgress,
+    RunStatus,
+)
 from shared.security.apikeys import Principal
 
 log = logging.getLogger("tokenhub.runs")
@@ -199,10 +204,11 @@ class AsyncRuns:
             timeout = max(timeout, body.deadline - now + timedelta(hours=1))
         temporal = self.temporal
 
-        async def start() -> asyncio.Future[Any] | None:
+        async def start(charge: Charge | None) -> asyncio.Future[Any] | None:
+            charged = inp.model_copy(update={"run": run.model_copy(update={"charge": charge})})
             try:
                 handle, started = await temporal.submit(
-                    workflow, inp, request_id=caller.request_id, result_type=result_type,
+                    workflow, charged, request_id=caller.request_id, result_type=result_type,
                     search_attributes=attrs, memo=memo, execution_timeout=timeout)
             except TemporalUnavailable as exc:
                 self.breaker.failure()

@@ -20,6 +20,7 @@ BATCH_ITEMS: Final = "batch_items"  # a page of a batch's pending items
 STORE_ITEM: Final = "store_batch_item"  # one item's result
 BATCH_STATUS: Final = "batch_status"  # move a batch's status
 HOLD_ITEM: Final = "hold_batch_item"  # an item's budget hold
+SETTLE_CHARGE: Final = "settle_charge"  # an async run's budget hold, settled by the run
 
 # Provider error classes the activity RetryPolicy must not retry (only "transient" is).
 NON_RETRYABLE: Final = [c for c in ERROR_CLASSES if c != "transient"]

@@ -67,7 +67,7 @@ def build_worker(client: Client, *, task_queue: str, lookup: AdapterLookup,
     if batches is not None and budgets is not None:  # a batch's store work and budgets
         batch = BatchActivities(batches, budgets)
         activities += [batch.batch_items, batch.store_item, batch.batch_status,
-                       batch.hold_item]
+                       batch.hold_item, batch.settle_charge]
     return Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
                   activities=activities,
                   max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

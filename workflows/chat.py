@@ -45,7 +45,7 @@ class ChatWorkflow:
                 out = await run_chat(inp, TemporalEffects(inp.retry, self.reporter.tracker))
         except TokenHubError as err:
             attributes.upsert_outcome(status="error")
-            await self.reporter.finish("failed")
+            await self.reporter.finish("failed", getattr(err.summary, "cost_usd", None))
             raise run_failure(err) from None
         except asyncio.CancelledError:
             attributes.upsert_outcome(status="cancelled")
@@ -54,5 +54,5 @@ class ChatWorkflow:
         run = out.summary
         attributes.upsert_outcome(status="ok", model=run.model, provider=run.provider,
                                   cost_usd=run.cost_usd)
-        await self.reporter.finish("completed")
+        await self.reporter.finish("completed", run.cost_usd)
         return out

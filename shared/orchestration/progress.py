@@ -30,11 +30,22 @@ WAITABLE = frozenset({"rate_limited", "transient"})
 MAX_BACKOFF_S = 60.0
 
 
+class Charge(BaseModel):
+    """An async run's budget hold, settled by the run itself when it ends (so a gateway
+    that stops meanwhile loses nothing): its real cost moves to the key's spend."""
+
+    api_key_id: str
+    month: str
+    hold_id: str | None = None  # None: the key has no budget (the spend is still recorded)
+    cost_usd: float = 0.0
+
+
 class AsyncRun(BaseModel):
     """Set on the input of a run started through ``POST /v1/runs``."""
 
     deadline: datetime | None = None  # wait out rate limits and outages until then
     events: bool = True  # publish progress events to the run's event log
+    charge: Charge | None = None  # the caller's budget hold
 
 
 class ProgressEvent(BaseModel):

@@ -15,6 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from shared.config import load_catalog
+from shared.security.budgets import BudgetLedger
+from shared.store.db import create_engine, create_sessionmaker
 from tests.fake_provider import FakeProvider
 from tests.integration.conftest import settings_for, temporal_address
 from tests.support.server import ThreadedServer
@@ -171,11 +173,13 @@ async def test_a_key_sees_only_its_own_runs(temporal_env: WorkflowEnvironment, t
     try:
         async with client_of(srv, ADMIN) as admin:
             keys = []
+            ids = []
             for name, scopes in (("a", ["runs"]), ("b", ["runs"]), ("c", ["chat"])):
-                r = await admin.post("/admin/v1/apikeys", json={"name": name,
-                                                                "scopes": scopes})
+                r = await admin.post("/admin/v1/apikeys", json={
+                    "name": name, "scopes": scopes, "monthly_budget_usd": 1.0})
                 assert r.status_code in (200, 201), r.text
                 keys.append(r.json()["token"])
+                ids.append(r.json()["key"]["id"])
         a, b, chat_only = keys
         body = {"chat": {"request": {"messages": MSG}}}
         async with client_of(srv, a) as ca, client_of(srv, b) as cb, \
@@ -184,7 +188,20 @@ async def test_a_key_sees_only_its_own_runs(temporal_env: WorkflowEnvironment, t
             assert r.status_code == 202, r.text
             run_id = r.json()["id"]
             assert (await cc.post("/v1/runs", json=body)).status_code == 403  # scope
-            await wait_for(ca, run_id, {"completed"})
+            run = await wait_for(ca, run_id, {"completed"})
+            # the run settled its own budget hold on its real cost (no gateway needed)
+            engine = create_engine(settings.effective_database_url)
+            try:
+                ledger = BudgetLedger(create_sessionmaker(engine))
+                for _ in range(50):
+                    spent, reserved = await ledger.totals(ids[0])
+                    if reserved == 0:
+                        break
+                    await asyncio.sleep(0.1)
+            finally:
+                await engine.dispose()
+            assert spent == pytest.approx(run["cost_usd"]) and spent > 0
+            assert reserved == pytest.approx(0.0)
             assert (await cb.get(f"/v1/runs/{run_id}")).status_code == 404
             assert (await cb.get(f"/v1/runs/{run_id}/events")).status_code == 404
             assert (await cb.post(f"/v1/runs/{run_id}/cancel")).status_code == 404
