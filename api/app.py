@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 
 from api.background import cache_sweep, retention_prune, routing_upkeep, vault_watch
+from api.batches import Batches
 from api.catalog import attach, build_live_catalog, reload_catalog
 from api.codec_cors import CodecCORS, codec_origins
 from api.deps import document_lean_routes
@@ -38,15 +39,18 @@ from api.routes import (
     admin_discovery,
     admin_runtime,
     admin_security,
+    batches,
     chat,
     codec,
     embeddings,
     feedback,
+    files,
     health,
     openai_compat,
     plan,
     runs,
 )
+from api.runs import AsyncRuns
 from api.security import SecurityState, build_security
 from api.service import RequestService
 from api.state import AppState
@@ -65,6 +69,7 @@ from shared.orchestration.handoff import Handoff
 from shared.orchestration.retry import RetrySpec
 from shared.runtime import tune_gc
 from shared.security.redact import install_redaction
+from shared.store.batches import BatchStore
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
@@ -110,6 +115,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     live.subscribe(lambda _: cache_store.forget())  # a clear elsewhere moves the version
     gw.service = RequestService(state, gw.dispatcher, sec.apikeys, streams,
                                 ResponseCache(state, cache_store))
+    gw.runs = AsyncRuns(gw.service, temporal, gw.dispatcher.breaker)
+    gw.batches = Batches(gw.service, gw.runs, BatchStore(sessionmaker), settings)
     worker_task = await start_embedded_worker(state, temporal,
                                               streams.handoff if streams else None)
     upkeep = asyncio.create_task(routing_upkeep(state), name="routing-upkeep")
@@ -137,6 +144,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker_task
         await gw.dispatcher.aclose()
+        await gw.runs.aclose()  # unsettled async runs' holds expire (api/runs.py)
         if state.background:  # streams being finished (record, budget) get a moment
             await asyncio.wait(set(state.background), timeout=5)
         for task in list(state.background):
@@ -200,9 +208,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_error_handlers(app)
     # admin_discovery before admin_catalog: ids may hold "/", so "/providers/{id:path}"
     # would otherwise take "/providers/x/discover" as the provider "x/discover"
-    for module in (chat, openai_compat, embeddings, plan, runs, feedback, health, codec,
-                   admin_security, admin_discovery, admin_catalog, admin_aliases,
-                   admin_runtime, admin_cache):
+    for module in (chat, openai_compat, embeddings, plan, runs, files, batches, feedback,
+                   health, codec, admin_security, admin_discovery, admin_catalog,
+                   admin_aliases, admin_runtime, admin_cache):
         app.include_router(module.router)
     _document_bodies(app)
     if settings.cors_origins:
@@ -216,5 +224,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.add_middleware(CodecCORS, origins=codec_origins(settings))  # outside the one above
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_timeout_s=settings.body_timeout_s,
-                       metrics=metrics)
+                       metrics=metrics,  # an upload's multipart envelope: 64 KiB more
+                       uploads={"/v1/files": settings.max_batch_file_bytes + 65536})
     return app

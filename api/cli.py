@@ -9,12 +9,15 @@ import sys
 
 import typer
 
+from api.cli_remote import batch_app, runs_app
 from shared.config import load_catalog, load_settings
 from shared.errors import ConfigError
 from shared.telemetry.logging import configure_logging
 
 app = typer.Typer(help="TokenHub: a self-hosted LLM routing gateway.", no_args_is_help=True,
                   add_completion=False)
+app.add_typer(batch_app, name="batch")  # HTTP clients of a gateway (api/cli_remote.py)
+app.add_typer(runs_app, name="runs")
 
 
 def _fail(err: ConfigError) -> None:

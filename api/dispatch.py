@@ -61,6 +61,16 @@ def chat_tags(inp: ChatInput) -> tuple[TypedSearchAttributes, dict[str, Any]]:
     return attrs, memo
 
 
+def plan_tags(inp: PlanInput) -> tuple[TypedSearchAttributes, dict[str, Any]]:
+    """The search attributes and memo a plan run starts with."""
+    first = inp.primary.candidates[0].model
+    attrs = attributes.initial(kind="plan", mode=inp.mode, model=first.id,
+                               provider=first.provider_id, api_key_id=inp.api_key_id)
+    memo = {"kind": "plan", "mode": inp.mode, "iterations": inp.iterations,
+            "voters": inp.voters, "messages": len(inp.messages)}
+    return attrs, memo
+
+
 class Dispatcher:
     def __init__(self, state: AppState, temporal: TemporalRunner | None = None) -> None:
         self.state = state
@@ -141,11 +151,7 @@ class Dispatcher:
                                memo=memo, fingerprint=inp.fingerprint)
 
     async def run_plan(self, inp: PlanInput) -> PlanOutcome:
-        first = inp.primary.candidates[0].model
-        attrs = attributes.initial(kind="plan", mode=inp.mode, model=first.id,
-                                   provider=first.provider_id, api_key_id=inp.api_key_id)
-        memo = {"kind": "plan", "mode": inp.mode, "iterations": inp.iterations,
-                "voters": inp.voters, "messages": len(inp.messages)}
+        attrs, memo = plan_tags(inp)
         return await self._run(PLAN_WORKFLOW, run_plan, inp, result_type=PlanOutcome,
                                request_id=inp.request_id, kind="plan", attrs=attrs,
                                memo=memo, fingerprint=inp.fingerprint)

@@ -18,6 +18,8 @@ from api.state import AppState
 from api.temporal import TemporalRunner, TemporalUnavailable
 from shared.orchestration.handoff import Handoff
 from shared.orchestration.ports import RecordBatch
+from shared.security.budgets import BudgetLedger
+from shared.store.batches import BatchStore
 from worker.build import build_relay_worker, build_worker
 
 log = logging.getLogger("tokenhub.api")
@@ -42,7 +44,10 @@ async def start_embedded_worker(state: AppState, temporal: TemporalRunner | None
                           lookup=state.adapter, writer=write,
                           attempt_timeout_s=state.retry.attempt_timeout_s,
                           sandbox=state.settings.temporal_workflow_sandbox, handoff=handoff,
-                          stream_batch_s=state.settings.temporal_stream_batch_ms / 1000)
+                          stream_batch_s=state.settings.temporal_stream_batch_ms / 1000,
+                          batches=BatchStore(state.sessionmaker),
+                          budgets=BudgetLedger(state.sessionmaker,
+                                               ttl_s=state.settings.budget_reservation_ttl_s))
     temporal.eager = True
     return asyncio.create_task(worker.run(), name="embedded-temporal-worker")
 

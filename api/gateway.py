@@ -8,7 +8,10 @@ on ``app.state``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from api.dispatch import Dispatcher
+from api.runs import AsyncRuns
 from api.security import SecurityState
 from api.service import RequestService
 from api.state import AppState
@@ -17,12 +20,17 @@ from shared.config import Catalog, Settings
 from shared.security.redact import SecretRegistry
 from shared.telemetry.metrics import Metrics
 
+if TYPE_CHECKING:
+    from api.batches import Batches
+
 
 class Gateway:
     state: AppState
     security: SecurityState
     dispatcher: Dispatcher
     service: RequestService
+    runs: AsyncRuns
+    batches: Batches
 
     def __init__(self, *, settings: Settings, catalog: Catalog, metrics: Metrics,
                  secrets: SecretRegistry, codec: EncryptionCodec | None = None) -> None:

@@ -40,9 +40,12 @@ class RequestContextMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float = 60.0,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, uploads: dict[str, int] | None = None
+                 ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # POST paths taking a file upload (multipart, not JSON) and their own size limit
+        self.uploads = uploads or {}
         self.body_timeout_s = body_timeout_s
         self.metrics = metrics
 
@@ -65,8 +68,11 @@ class RequestContextMiddleware:
         state["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
         limit = self.max_body_bytes
+        upload = scope["method"] == "POST" and scope["path"] in self.uploads
+        if upload:
+            limit = self.uploads[scope["path"]]
         if length is not None and length.isdigit() and int(length) > limit:
-            await self._too_large(send, rid)
+            await self._too_large(send, rid, limit)
             return
 
         received = 0
@@ -92,13 +98,15 @@ class RequestContextMiddleware:
                                    headers={"connection": "close"}) from None
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
-                if chunk and not received:
+                if chunk and not received and not upload:
                     check_content_type(scope["headers"])
                 received += len(chunk)
                 if received > limit:
                     raise _BodyTooLarge(413, f"request body exceeds {limit} bytes")
                 body_done = not message.get("more_body", False)
-                if not body_done:
+                if upload:
+                    pass  # the route parses its multipart body
+                elif not body_done:
                     chunks.append(chunk)
                 elif received:
                     check_json(b"".join((*chunks, chunk)) if chunks else chunk)
@@ -122,7 +130,7 @@ class RequestContextMiddleware:
         except _BodyTooLarge:
             if not started:
                 status = 413
-                await self._too_large(send, rid)
+                await self._too_large(send, rid, limit)
         except _BodyTimeout as exc:
             if not started:
                 status = 408
@@ -134,9 +142,11 @@ class RequestContextMiddleware:
                 self.metrics.requests.labels(name, str(status)).inc()
                 self.metrics.latency.labels(name).observe(time.perf_counter() - t0)
 
-    async def _too_large(self, send: Send, rid: str) -> None:
+    async def _too_large(self, send: Send, rid: str, limit: int) -> None:
+        what = "TOKENHUB_MAX_BATCH_FILE_BYTES" if limit != self.max_body_bytes \
+            else "TOKENHUB_MAX_BODY_BYTES"
         await _error(send, rid, 413, "payload_too_large",
-                     f"request body exceeds {self.max_body_bytes} bytes")
+                     f"request body exceeds {limit} bytes ({what})")
 
 
 async def _error(send: Send, rid: str, status: int, type_: str, message: str, *,

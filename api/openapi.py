@@ -28,7 +28,8 @@ _DESCRIPTIONS = {
     416: "The stream's run is finished and has no event after that offset",
     429: "Rate limited (see Retry-After)",
     502: "Every provider attempt failed (attempts listed)",
-    503: "Nothing eligible, or the vault is locked",
+    503: "Nothing eligible, the vault is locked, or (async runs, batches) Temporal is "
+         "unavailable",
 }
 _RUN = {404, 422, 502, 503}
 _ROUTE_ERRORS: dict[tuple[str, str], set[int]] = {
@@ -42,6 +43,17 @@ _ROUTE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/codec/encode"): {404},
     ("post", "/v1/feedback"): {404, 409},
     ("get", "/v1/feedback"): {404},
+    ("post", "/v1/runs"): {404, 503},
+    ("get", "/v1/runs"): {503},
+    ("get", "/v1/runs/{run_id}"): {404, 503},
+    ("get", "/v1/runs/{run_id}/events"): {404, 503},
+    ("post", "/v1/files"): {400, 413},
+    ("get", "/v1/files/{file_id}"): {404},
+    ("delete", "/v1/files/{file_id}"): {404},
+    ("get", "/v1/files/{file_id}/content"): {404},
+    ("post", "/v1/batches"): {404, 503},
+    ("get", "/v1/batches/{batch_id}"): {404},
+    ("post", "/v1/batches/{batch_id}/cancel"): {404, 503},
     ("post", "/admin/v1/providers"): {409, 503},
     ("get", "/admin/v1/providers/{provider_id}"): {404},
     ("patch", "/admin/v1/providers/{provider_id}"): {404, 409, 503},

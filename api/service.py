@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from api.dispatch import Dispatcher
 from api.response_cache import CacheAsk, CachedStream, Lookup, ResponseCache
@@ -39,6 +39,7 @@ from shared.orchestration.embeddings import (
 )
 from shared.orchestration.plan import PlanInput, PlanOutcome
 from shared.orchestration.prepare import prepare_chat, prepare_plan
+from shared.orchestration.progress import Charge
 from shared.orchestration.records import RunSummary
 from shared.orchestration.stream import ChatStream, open_chat_stream
 from shared.security.apikeys import ApiKeyService, Principal, Reservation
@@ -84,11 +85,12 @@ class Budget:
         if res is not None:
             await self._keys.settle(res, actual_usd)
 
-
-def plan_calls(inp: PlanInput) -> int:
-    """Provider calls a plan run makes (for the budget estimate)."""
-    return {"adversarial": 1 + 2 * inp.iterations, "vote": inp.voters + 1,
-            "refine": 1 + inp.iterations, "planning": 1}[inp.mode]
+    def hand_over(self) -> Charge | None:
+        """The hold, for the run to settle itself (an async run); this Budget forgets it."""
+        res, self._res = self._res, None
+        if res is None:
+            return None
+        return Charge(api_key_id=res.key_id, month=res.month, hold_id=res.id)
 
 
 class RequestService:
@@ -151,7 +153,7 @@ class RequestService:
         return out
 
     async def run_plan(self, inp: PlanInput, caller: Caller) -> PlanOutcome:
-        estimate = inp.primary.candidates[0].estimated_cost_usd * plan_calls(inp)
+        estimate = inp.primary.candidates[0].estimated_cost_usd * inp.calls
         return await self._charged(caller, estimate, lambda: self.dispatcher.run_plan(inp))
 
     async def run_embeddings(self, inp: EmbeddingsInput, caller: Caller) -> EmbeddingsOutcome:
@@ -227,6 +229,47 @@ class RequestService:
                 await idem.release(caller.request_id)
             await self._failed(budget, exc)
             raise
+
+    async def submit(self, caller: Caller, estimate_usd: float,
+                     start: Callable[[Charge | None], Awaitable[asyncio.Future[Any] | None]],
+                     *, tasks: set[asyncio.Task[None]]) -> bool:
+        """An async run (api/runs.py): reserve its budget and start it with the hold
+        (``start`` gives the run's future result, or None when the id already had a run,
+        charged by the call that started it). The run settles its hold itself when it
+        ends (workflows/progress.py), so a gateway that stops meanwhile loses nothing;
+        this process only observes the run's summary (metrics, routing stats), by a task
+        kept in ``tasks``. Whether this call started the run."""
+        charge = (await self._reserve(caller, estimate_usd)).hand_over()
+        try:
+            result = await start(charge)
+        except BaseException:
+            await self._release(charge)  # the run never started: nothing to charge
+            raise
+        if result is None:  # the id's run holds (and settles) its own
+            await self._release(charge)
+            return False
+
+        async def observe() -> None:
+            try:
+                out = await result
+            except asyncio.CancelledError:  # the gateway stops: the run settles itself
+                result.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed run: observe its summary
+                out = exc
+            summary = getattr(out, "summary", None)
+            if isinstance(summary, RunSummary) and not summary.replayed:
+                self.state.observe_run(summary)
+
+        task = asyncio.get_running_loop().create_task(observe())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return True
+
+    async def _release(self, charge: Charge | None) -> None:
+        if charge is not None:
+            await self._keys.settle(Reservation(charge.api_key_id, charge.month, 0.0,
+                                                id=charge.hold_id), 0.0)
 
     # -- bookkeeping -----------------------------------------------------------------------
     async def _charged(self, caller: Caller, estimate_usd: float,

@@ -89,7 +89,8 @@ class TemporalRunner:
 
     async def _start(self, client: Client, workflow: str, inp: BaseModel, *, request_id: str,
                      result_type: type[T], search_attributes: TypedSearchAttributes,
-                     memo: dict[str, Any], reuse: WorkflowIDReusePolicy
+                     memo: dict[str, Any], reuse: WorkflowIDReusePolicy,
+                     execution_timeout: timedelta = timedelta(hours=24)
                      ) -> WorkflowHandle[Any, T]:
         s = self._settings
         summary, details = attributes.describe(search_attributes, memo)
@@ -99,7 +100,7 @@ class TemporalRunner:
                 result_type=result_type, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=reuse,
                 search_attributes=search_attributes if self.tagging else None, memo=memo,
-                execution_timeout=timedelta(hours=24), request_eager_start=self.eager,
+                execution_timeout=execution_timeout, request_eager_start=self.eager,
                 static_summary=summary, static_details=details,
             ), s.temporal_start_timeout_s)
         except TimeoutError:
@@ -166,6 +167,24 @@ class TemporalRunner:
                 reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE)
         except WorkflowAlreadyStartedError:  # same request id, run already closed: reuse it
             return client.get_workflow_handle(request_id, result_type=result_type)
+
+    async def submit(self, workflow: str, inp: BaseModel, *, request_id: str,
+                     result_type: type[T], search_attributes: TypedSearchAttributes,
+                     memo: dict[str, Any], execution_timeout: timedelta
+                     ) -> tuple[WorkflowHandle[Any, T], bool]:
+        """Start an async run without waiting for it: (handle, whether this call started
+        it). A repeated request id gets the run that has it, running or closed."""
+        client = await self.client()
+        try:
+            handle: WorkflowHandle[Any, T] = await self._start(
+                client, workflow, inp, request_id=request_id, result_type=result_type,
+                search_attributes=search_attributes, memo=memo,
+                reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                execution_timeout=execution_timeout)
+        except WorkflowAlreadyStartedError:
+            return client.get_workflow_handle(request_id, result_type=result_type), False
+        resp = getattr(handle, "_start_workflow_response", None)  # SDK: no public flag
+        return handle, resp is not None and bool(getattr(resp, "started", False))
 
     @staticmethod
     async def result(handle: WorkflowHandle[Any, T]) -> T:

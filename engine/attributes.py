@@ -21,13 +21,18 @@ API_KEY_ID = SearchAttributeKey.for_keyword("TokenHubApiKeyId")
 STATUS = SearchAttributeKey.for_keyword("TokenHubStatus")
 COST_USD = SearchAttributeKey.for_float("TokenHubCostUsd")
 KIND = SearchAttributeKey.for_keyword("TokenHubKind")
+# a batch's workflow and each of its items: the batch id; an item: its custom_id too
+BATCH_ID = SearchAttributeKey.for_keyword("TokenHubBatchId")
+CUSTOM_ID = SearchAttributeKey.for_keyword("TokenHubCustomId")
+CUSTOM_IDS = SearchAttributeKey.for_keyword_list("TokenHubCustomIds")  # a chunk's items
 
-ALL_KEYS = (MODE, MODEL, PROVIDER, API_KEY_ID, STATUS, COST_USD, KIND)
+ALL_KEYS = (MODE, MODEL, PROVIDER, API_KEY_ID, STATUS, COST_USD, KIND, BATCH_ID, CUSTOM_ID,
+            CUSTOM_IDS)
 
 
 def dev_server_args() -> list[str]:
     """``--search-attribute`` flags registering every key on a dev server."""
-    kinds = {"KEYWORD": "Keyword", "DOUBLE": "Double"}
+    kinds = {"KEYWORD": "Keyword", "DOUBLE": "Double", "KEYWORD_LIST": "KeywordList"}
     args: list[str] = []
     for key in ALL_KEYS:
         args += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]

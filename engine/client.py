@@ -87,6 +87,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         ListSearchAttributesRequest(namespace=namespace))
     known = set(existing.custom_attributes)
     types = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+             "KEYWORD_LIST": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
              "DOUBLE": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE}
     missing = {k.name: types[k.indexed_value_type.name]
                for k in attributes.ALL_KEYS if k.name not in known}

@@ -79,6 +79,17 @@ class Settings(BaseSettings):
     max_json_items: int = Field(default=50_000, ge=100)  # strings, objects, arrays, commas
     max_messages: int = Field(default=2048, ge=1)
     max_directive_lines: int = Field(default=200, ge=1)
+    # Batches (README "Batches"): an uploaded JSONL file's size and line count; items of
+    # one batch run at most this many at a time
+    max_batch_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    max_batch_items: int = Field(default=50_000, ge=1)
+    batch_max_concurrency: int = Field(default=8, ge=1, le=1024)
+    # a batch's workflow continues as new after this many items (its history stays small)
+    batch_items_per_run: int = Field(default=2000, ge=10, le=10_000)
+    # 1: each item its own child Chat/Plan workflow; n: items run n to a BatchChunkWorkflow
+    # (measured, bench/results/batches.md: 25 to a chunk runs 3× the items/s of one child
+    # per item and needs a fifth of the dev server's CPU per item)
+    batch_group_size: int = Field(default=25, ge=1, le=100)
 
     # Env shortcuts registering providers (SPEC §5). The providers' usual variable names
     # (OPENAI_API_KEY, ANTHROPIC_API_KEY) are honoured too; TOKENHUB_* wins when both are set.

@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import (
@@ -17,17 +18,22 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.batches import BatchActivities
 from activities.provider import AdapterLookup, ProviderActivities
 from activities.records import RecordActivities
 from activities.stream import StreamActivities
 from shared.orchestration.handoff import Handoff
 from shared.orchestration.ports import RecordBatch
+from shared.security.budgets import BudgetLedger
+from shared.store.batches import BatchStore
+from workflows.batch import BatchWorkflow
+from workflows.batch_chunk import BatchChunkWorkflow
 from workflows.chat import ChatWorkflow
 from workflows.plan import PlanWorkflow
 
 log = logging.getLogger("tokenhub.worker")
 
-WORKFLOWS = [ChatWorkflow, PlanWorkflow]
+WORKFLOWS = [ChatWorkflow, PlanWorkflow, BatchWorkflow, BatchChunkWorkflow]
 # Our pure modules and their libraries are safe to share with the sandbox: passing them
 # through avoids re-importing them for every workflow run.
 # A stream activity heartbeats every 0.2 s; the worker sends at most one heartbeat per
@@ -46,7 +52,8 @@ def build_worker(client: Client, *, task_queue: str, lookup: AdapterLookup,
                  writer: Callable[[RecordBatch], Awaitable[None]],
                  attempt_timeout_s: float, max_concurrent: int = 256,
                  sandbox: bool = False, handoff: Handoff | None = None,
-                 stream_batch_s: float = 0.1) -> Worker:
+                 stream_batch_s: float = 0.1, batches: BatchStore | None = None,
+                 budgets: BudgetLedger | None = None) -> Worker:
     """``sandbox``: run workflow code in Temporal's sandbox (TOKENHUB_TEMPORAL_WORKFLOW_SANDBOX;
     see shared/config.py for why it is off by default and what checks determinism).
     ``handoff``: this worker runs in a gateway (live stream deltas to its connections)."""
@@ -55,8 +62,14 @@ def build_worker(client: Client, *, task_queue: str, lookup: AdapterLookup,
     streams = StreamActivities(lookup, attempt_timeout_s=attempt_timeout_s, handoff=handoff,
                                batch_interval_s=stream_batch_s)
     runner: WorkflowRunner = sandboxed_runner() if sandbox else UnsandboxedWorkflowRunner()
+    activities: list[Callable[..., Any]] = [provider.call_model, records.record_run,
+                                            streams.stream_model]
+    if batches is not None and budgets is not None:  # a batch's store work and budgets
+        batch = BatchActivities(batches, budgets)
+        activities += [batch.batch_items, batch.store_item, batch.batch_status,
+                       batch.hold_item, batch.settle_charge]
     return Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
-                  activities=[provider.call_model, records.record_run, streams.stream_model],
+                  activities=activities,
                   max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
                   workflow_runner=runner, max_concurrent_activities=max_concurrent,
                   max_concurrent_local_activities=max_concurrent,

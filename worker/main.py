@@ -16,8 +16,10 @@ from shared.catalog import LiveCatalog, process_secrets
 from shared.config import Catalog, Settings
 from shared.orchestration.ports import RecordBatch
 from shared.runtime import tune_gc
+from shared.security.budgets import BudgetLedger
 from shared.security.redact import install_redaction
 from shared.security.vault import Vault
+from shared.store.batches import BatchStore
 from shared.store.db import create_engine, create_sessionmaker
 from shared.store.migrations import migrate
 from shared.store.requestlog import RequestLogWriter
@@ -76,7 +78,10 @@ async def run_worker(settings: Settings, catalog: Catalog) -> int:
             worker = build_worker(client, task_queue=settings.temporal_task_queue,
                                   lookup=live.adapter, writer=write,
                                   attempt_timeout_s=settings.read_timeout_s,
-                                  sandbox=settings.temporal_workflow_sandbox)
+                                  sandbox=settings.temporal_workflow_sandbox,
+                                  batches=BatchStore(sessionmaker),
+                                  budgets=BudgetLedger(
+                                      sessionmaker, ttl_s=settings.budget_reservation_ttl_s))
             tune_gc()
             log.info("worker polling %s on %s", settings.temporal_task_queue,
                      settings.temporal_address)

@@ -31,3 +31,11 @@ def upsert_outcome(*, status: str, model: str | None = None, provider: str | Non
     if cost_usd is not None:
         updates.append(COST_USD.value_set(cost_usd))
     workflow.upsert_search_attributes(updates)
+
+
+def upsert_status(status: str) -> None:
+    """The run's status while it runs (``waiting`` / ``running``: an async run)."""
+    from temporalio import workflow
+
+    if tagged():
+        workflow.upsert_search_attributes([STATUS.value_set(status)])

@@ -7,11 +7,13 @@ so the failover decision stays in the shared orchestration.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import CancelledError as TemporalCancelled
 
 with workflow.unsafe.imports_passed_through():
     from engine.failures import attempt_from_failure
@@ -23,7 +25,9 @@ with workflow.unsafe.imports_passed_through():
         ModelCallResult,
         RecordBatch,
     )
+    from shared.orchestration.progress import ProgressTracker
     from shared.orchestration.retry import RetrySpec
+    from workflows import attributes
 
 def retry_policy(spec: RetrySpec) -> RetryPolicy:
     """The activity RetryPolicy equivalent to the local path's retry loop."""
@@ -39,14 +43,42 @@ def retry_policy(spec: RetrySpec) -> RetryPolicy:
 class TemporalEffects:
     executor: Executor = "temporal"
 
-    def __init__(self, retry: RetrySpec | None = None) -> None:
+    def __init__(self, retry: RetrySpec | None = None,
+                 tracker: ProgressTracker | None = None) -> None:
         self._retry = retry or RetrySpec()
         self._local_calls = self._retry.local_activities
+        self.tracker = tracker  # an async run's progress (query and events)
 
     def now(self) -> datetime:
         return workflow.now()
 
+    async def wait(self, seconds: float, reason: str) -> None:
+        """A durable timer; the run's status is ``waiting`` meanwhile (progress query,
+        events, and the TokenHubStatus search attribute)."""
+        if self.tracker is not None:
+            self.tracker.waiting(seconds, reason)
+        attributes.upsert_status("waiting")
+        try:
+            await workflow.sleep(timedelta(seconds=seconds), summary=f"waiting: {reason}"[:200])
+        finally:
+            attributes.upsert_status("running")
+            if self.tracker is not None:
+                self.tracker.resumed()
+
     async def call_model(self, call: ModelCall) -> ModelCallResult:
+        tracker = self.tracker
+        if tracker is None:
+            return await self._call_model(call)
+        tracker.started(call.step, call.model.id, call.model.provider_id)
+        try:
+            res = await self._call_model(call)
+        except ModelCallFailed as failed:
+            tracker.failed(failed.attempt)
+            raise
+        tracker.finished(res.attempt, res.cost_usd)
+        return res
+
+    async def _call_model(self, call: ModelCall) -> ModelCallResult:
         spec = self._retry
         timeout = timedelta(seconds=spec.attempt_timeout_s)
         try:
@@ -63,6 +95,8 @@ class TemporalEffects:
                     heartbeat_timeout=timedelta(seconds=spec.heartbeat_timeout_s),
                     summary=f"{call.step}: {call.model.id}")
         except (ActivityError, ApplicationError) as err:
+            if isinstance(err, ActivityError) and isinstance(err.cause, TemporalCancelled):
+                raise asyncio.CancelledError() from None  # the run was cancelled: no failover
             raise ModelCallFailed(attempt_from_failure(call, err)) from None
         return result
 

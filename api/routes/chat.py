@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -51,10 +53,14 @@ async def chat(request: Request, ctx: Ctx) -> Response:
         opened = await ctx.service.stream_chat(inp, caller, cache=ask)
         return stream_response(opened, request, include_usage=True)
     outcome = await ctx.service.run_chat(inp, caller, cache=ask)
-    resp = ChatResponse(
+    return JSONResponse(chat_answer(outcome),
+                        headers=routing_headers(outcome, ctx.state.settings))
+
+
+def chat_answer(outcome: ChatOutcome) -> dict[str, Any]:
+    """``/v1/chat``'s answer (also an async chat run's result)."""
+    return ChatResponse(
         request_id=outcome.request_id, negotiated_model=outcome.negotiated_model,
         provider=outcome.provider, estimated_cost_usd=outcome.estimated_cost_usd,
         routing_reason=outcome.routing_reason, executor=outcome.summary.executor,
-        attempts=outcome.attempts, response=outcome.response)
-    return JSONResponse(resp.model_dump(mode="json"),
-                        headers=routing_headers(outcome, ctx.state.settings))
+        attempts=outcome.attempts, response=outcome.response).model_dump(mode="json")

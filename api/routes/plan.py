@@ -7,6 +7,8 @@ any check (a 4 MiB body of tiny items held the event loop ~70 ms).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -15,6 +17,7 @@ from api.responses import JSONResponse, run_link
 from api.schemas import PlanResponse
 from api.security import stored_body
 from shared.contracts import PlanBody
+from shared.orchestration.plan import PlanOutcome
 
 router = APIRouter(tags=["plan"])
 
@@ -26,14 +29,19 @@ async def plan(request: Request, ctx: Ctx) -> Response:
     caller = ctx.caller(stored_body(request, body), body=body)
     outcome = await ctx.service.run_plan(ctx.service.prepare_plan(body, caller), caller)
     run = outcome.summary
-    content = {"request_id": outcome.request_id, "mode": outcome.mode,
-               "executor": run.executor, **outcome.result, "models": outcome.models,
-               "cost_usd": run.cost_usd,
-               "usage": {"prompt_tokens": run.input_tokens,
-                         "completion_tokens": run.output_tokens},
-               "attempts": [a.model_dump(mode="json") for a in run.attempts]}
-    return JSONResponse(content, headers={
+    return JSONResponse(plan_answer(outcome), headers={
         **run_link(ctx.state.settings, outcome.request_id, run.executor),
         "X-TokenHub-Executor": run.executor, "X-TokenHub-Model": run.model or "",
         "X-TokenHub-Provider": run.provider or "",
         "X-TokenHub-Cost-USD": f"{run.cost_usd:.8f}"})
+
+
+def plan_answer(outcome: PlanOutcome) -> dict[str, Any]:
+    """``/v1/plan``'s answer (also an async plan run's result)."""
+    run = outcome.summary
+    return {"request_id": outcome.request_id, "mode": outcome.mode,
+            "executor": run.executor, **outcome.result, "models": outcome.models,
+            "cost_usd": run.cost_usd,
+            "usage": {"prompt_tokens": run.input_tokens,
+                      "completion_tokens": run.output_tokens},
+            "attempts": [a.model_dump(mode="json") for a in run.attempts]}

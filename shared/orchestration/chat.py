@@ -17,6 +17,7 @@ from shared.contracts import (
 )
 from shared.errors import AllProvidersFailed, TokenHubError
 from shared.orchestration.ports import Effects, ModelCall, ModelCallFailed, ModelCallResult
+from shared.orchestration.progress import AsyncRun, wait_delay, wait_reason
 from shared.orchestration.records import (
     RequestKind,
     RunSummary,
@@ -61,6 +62,11 @@ class ChatInput(BaseModel):
     fingerprint: str | None = None  # of a client-supplied request id's body (idempotency)
     # set when the run streams on the workflow path (shared/orchestration/durable_stream.py)
     stream: StreamOptions | None = None
+    run: AsyncRun | None = None  # an async run (POST /v1/runs): deadline, progress events
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.run.deadline if self.run is not None else None
 
     def summary(self, fx: Effects, attempts: list[Attempt], start: datetime,
                 error: TokenHubError | None = None) -> RunSummary:
@@ -145,9 +151,11 @@ async def complete_with_failover(
     max_attempts: int,
     step: str = "chat",
     attempts: list[Attempt] | None = None,
+    deadline: datetime | None = None,
 ) -> StepResult:
     """One routed step: the first candidate that answers (``attempts`` is shared across
-    the steps of one run)."""
+    the steps of one run). With a ``deadline`` (async runs), a round in which every
+    candidate was rate-limited or down is followed by a wait and another round."""
     log: list[Attempt] = attempts if attempts is not None else []
     start = fx.now()
 
@@ -157,8 +165,23 @@ async def complete_with_failover(
                                              step=step,
                                              timeout_s=budget_left_s(fx, start, policy)))
 
-    cand, res = await failover(fx, route=route, policy=policy, max_attempts=max_attempts,
-                               attempts=log, what=f"for step {step!r}", attempt=call)
+    rounds = 0
+    while True:
+        before = len(log)
+        try:
+            cand, res = await failover(fx, route=route, policy=policy,
+                                       max_attempts=max_attempts, attempts=log,
+                                       what=f"for step {step!r}", attempt=call)
+            break
+        except AllProvidersFailed:
+            # an async run with a deadline waits out rate limits and outages (progress.py)
+            failed = log[before:]
+            delay = wait_delay(failed, now=fx.now(), deadline=deadline, rounds=rounds)
+            if delay is None:
+                raise
+            rounds += 1
+            await fx.wait(delay, wait_reason(failed))
+            start = fx.now()  # a fresh latency budget for the next round
     log.append(res.attempt)
     return StepResult(completion=res.completion, candidate=cand, attempts=log,
                       cost_usd=res.cost_usd)
@@ -192,7 +215,7 @@ async def run_chat(inp: ChatInput, fx: Effects) -> ChatOutcome:
         step = await complete_with_failover(
             fx, request_id=inp.request_id, route=inp.route, messages=inp.messages,
             parameters=inp.parameters, policy=inp.policy, max_attempts=inp.max_attempts,
-            attempts=attempts)
+            attempts=attempts, deadline=inp.deadline)
         content, parsed = shape_output(step.completion.content, inp.output_format)
     except TokenHubError as err:
         await fail_run(fx, err, inp.summary(fx, attempts, start, err), inp.request_body,

@@ -6,6 +6,7 @@ activity RetryPolicy is built from, so both runtimes try a model equally often.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,9 @@ class LocalEffects:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    async def wait(self, seconds: float, reason: str) -> None:
+        await asyncio.sleep(seconds)
 
     async def record(self, batch: RecordBatch) -> float:
         stamped = batch.at_wall_clock(self.now())

@@ -19,6 +19,7 @@ from shared.orchestration.chat import (
     fail_run,
 )
 from shared.orchestration.ports import Effects
+from shared.orchestration.progress import AsyncRun
 from shared.orchestration.records import RunSummary, SizeBucket, summarize, write_record
 from shared.orchestration.retry import RetrySpec
 from shared.routing.output import validate_json_output
@@ -48,6 +49,17 @@ class PlanInput(BaseModel):
     request_body: str | None = None
     started_at: datetime | None = None  # the gateway's wall clock at arrival (run latency)
     fingerprint: str | None = None  # of a client-supplied request id's body (idempotency)
+    run: AsyncRun | None = None  # an async run (POST /v1/runs): deadline, progress events
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.run.deadline if self.run is not None else None
+
+    @property
+    def calls(self) -> int:
+        """Provider calls the run makes when nothing fails (budget estimate, progress)."""
+        return {"adversarial": 1 + 2 * self.iterations, "vote": self.voters + 1,
+                "refine": 1 + self.iterations, "planning": 1}[self.mode]
 
 
 class PlanOutcome(BaseModel):
@@ -92,7 +104,7 @@ class _Run:
         res = await complete_with_failover(
             self.fx, request_id=self.inp.request_id, route=route, messages=messages,
             parameters=self.parameters(role), policy=self.inp.policy,
-            max_attempts=self.inp.max_attempts,
+            max_attempts=self.inp.max_attempts, deadline=self.inp.deadline,
             step=label, attempts=self.attempts if attempts is None else attempts)
         if attempts is None:
             self.steps.append(res)

@@ -108,6 +108,12 @@ class Effects(Protocol):
         """The runtime's clock (``workflow.now()`` inside a workflow)."""
         ...
 
+    async def wait(self, seconds: float, reason: str) -> None:
+        """Wait before trying again (an async run with a deadline, every candidate
+        rate-limited or down): a durable timer inside a workflow, the run's status
+        ``waiting`` meanwhile."""
+        ...
+
 
 class StreamingEffects(Effects, Protocol):
     """A runtime that can stream a model's answer (the local one today; the Temporal

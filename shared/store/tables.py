@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.store.base import Base, UTCDateTime, utcnow
@@ -166,3 +176,73 @@ class IdempotencyRow(Base):
     result: Mapped[str | None] = mapped_column(Text)  # the outcome or the error, as JSON
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FileRow(Base):
+    """An uploaded file (``/v1/files``, purpose ``batch``) or a batch's output/error file.
+
+    An upload's bytes are :class:`FileChunkRow` rows (in the database, so every gateway
+    process and worker, on any host, reads the same file); an output or error file has no
+    chunks: it is rendered from the batch's items when read (``batch_id``, ``kind``)."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))  # upload | output | errors
+    filename: Mapped[str] = mapped_column(String(256))
+    bytes: Mapped[int] = mapped_column(Integer, default=0)
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FileChunkRow(Base):
+    """One piece (≤ 1 MiB) of an uploaded file's bytes, in order."""
+
+    __tablename__ = "file_chunks"
+
+    file_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BatchRow(Base):
+    """A batch (``/v1/batches``); its counts are those of its items."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    input_file_id: Mapped[str] = mapped_column(String(64))
+    output_file_id: Mapped[str] = mapped_column(String(64))
+    error_file_id: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    completion_window: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # when each status was reached: {"in_progress_at": ..., "completed_at": ...}
+    times: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class BatchItemRow(Base):
+    """One line of a batch's input: its prepared run, then its result (stored as it
+    completes, keyed by (batch, line): a retried store writes the same row)."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (Index("ix_batch_items_status", "batch_id", "status"),)
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    custom_id: Mapped[str | None] = mapped_column(String(512))
+    url: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | completed | failed | cancelled
+    run_input: Mapped[str | None] = mapped_column(Text)  # the prepared ChatInput / PlanInput
+    outcome: Mapped[str | None] = mapped_column(Text)  # the ChatOutcome / PlanOutcome
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {status_code, type, message}
+    cost_usd: Mapped[float] = mapped_column(Float, default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
