@@ -71,7 +71,10 @@ async def test_clear_payloads_pass_decode() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("", "no key"), ("nocolon", "entry 1"), ("bad id:AAAA", "entry 1"),
     ("k:not base64!", "not valid base64"), (f"k:{base64.b64encode(b'short').decode()}", "32"),
-    (f"{new_key_entry('k')},{new_key_entry('k')}", "twice")])
+    (f"k:{base64.b64encode(bytes(range(32))).decode()},"
+     f"k:{base64.b64encode(bytes(range(1, 33))).decode()}", "twice")],
+    ids=["empty", "no-colon", "bad-id", "not-base64", "short", "twice"])  # stable ids:
+# pytest-xdist needs every worker to collect the same test names
 def test_bad_keys_are_named_not_shown(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         parse_payload_keys(text, source="TOKENHUB_TEMPORAL_PAYLOAD_KEYS")
