@@ -3,21 +3,16 @@ shared.orchestration.durable_stream for a streamed one)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio import workflow
 from temporalio.contrib.workflow_streams import WorkflowStream
 
 with workflow.unsafe.imports_passed_through():
-    from engine.failures import run_failure
     from engine.names import CHAT_WORKFLOW, PROGRESS_QUERY
-    from shared.errors import TokenHubError
     from shared.orchestration.chat import ChatInput, ChatOutcome, run_chat
     from shared.orchestration.durable_stream import run_durable_stream
     from shared.orchestration.progress import RunProgress
-    from workflows import attributes
     from workflows.effects import TemporalEffects
-    from workflows.progress import RunReporter
+    from workflows.progress import RunReporter, reported
     from workflows.stream_effects import TemporalStreamEffects
 
 
@@ -37,22 +32,8 @@ class ChatWorkflow:
 
     @workflow.run
     async def run(self, inp: ChatInput) -> ChatOutcome:
-        try:
-            if inp.stream is not None:
-                fx = TemporalStreamEffects(inp.retry, self.stream, inp.stream)
-                out = await run_durable_stream(inp, fx)
-            else:
-                out = await run_chat(inp, TemporalEffects(inp.retry, self.reporter.tracker))
-        except TokenHubError as err:
-            attributes.upsert_outcome(status="error")
-            await self.reporter.finish("failed", getattr(err.summary, "cost_usd", None))
-            raise run_failure(err) from None
-        except asyncio.CancelledError:
-            attributes.upsert_outcome(status="cancelled")
-            await self.reporter.finish("cancelled")
-            raise
-        run = out.summary
-        attributes.upsert_outcome(status="ok", model=run.model, provider=run.provider,
-                                  cost_usd=run.cost_usd)
-        await self.reporter.finish("completed", run.cost_usd)
-        return out
+        if inp.stream is not None:
+            fx = TemporalStreamEffects(inp.retry, self.stream, inp.stream)
+            return await reported(self.reporter, run_durable_stream(inp, fx))
+        return await reported(
+            self.reporter, run_chat(inp, TemporalEffects(inp.retry, self.reporter.tracker)))

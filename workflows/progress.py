@@ -5,20 +5,28 @@ both alike)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.contrib.workflow_streams import WorkflowStream
 
 with workflow.unsafe.imports_passed_through():
+    from engine.failures import run_failure
     from engine.names import PROGRESS_TOPIC, SETTLE_CHARGE
+    from shared.errors import TokenHubError
     from shared.orchestration.progress import (
         AsyncRun,
         ProgressEvent,
         ProgressTracker,
         RunProgress,
     )
+    from workflows import attributes
+
+Out = TypeVar("Out")
 
 # subscribers blocked on the log get its last event before the run closes
 SETTLE_TIMEOUT = timedelta(seconds=2)
@@ -58,3 +66,23 @@ class RunReporter:
                                           timeout=SETTLE_TIMEOUT)
         except TimeoutError:
             pass
+
+
+async def reported(reporter: RunReporter, run: Awaitable[Out]) -> Out:
+    """Await a Chat/Plan run and report its outcome once, for both workflows: search
+    attributes, the async run's final event, and a TokenHubError as the run's failure."""
+    try:
+        out = await run
+    except TokenHubError as err:
+        attributes.upsert_outcome(status="error")
+        await reporter.finish("failed", getattr(err.summary, "cost_usd", None))
+        raise run_failure(err) from None
+    except asyncio.CancelledError:
+        attributes.upsert_outcome(status="cancelled")
+        await reporter.finish("cancelled")
+        raise
+    summary: Any = getattr(out, "summary")  # noqa: B009 - ChatOutcome and PlanOutcome
+    attributes.upsert_outcome(status="ok", model=summary.model, provider=summary.provider,
+                              cost_usd=summary.cost_usd)
+    await reporter.finish("completed", summary.cost_usd)
+    return out
